@@ -1,0 +1,53 @@
+//! Shared setup of the distkit benchmarks: a Redis to measure against (the
+//! server at `REDIS_URL`, or a throwaway one) and the raw baselines every
+//! primitive is compared with.
+
+use std::sync::Arc;
+
+use redis::aio::ConnectionManager;
+
+/// A multi-threaded runtime for async benchmarks.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// One connection manager to the benchmark server.
+pub fn connection(runtime: &tokio::runtime::Runtime) -> ConnectionManager {
+    runtime.block_on(distkit_testkit::shared_server().connection_manager())
+}
+
+/// A trivial Lua script: the raw-script baseline (`HINCRBY` through `EVALSHA`).
+pub fn trivial_script() -> Arc<redis::Script> {
+    Arc::new(redis::Script::new(
+        "return redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])",
+    ))
+}
+
+/// Runs `op` `iters` times from `callers` concurrent tasks sharing `conn`,
+/// and returns the elapsed time.
+pub async fn run_concurrent<F, Fut>(callers: u64, iters: u64, op: F) -> std::time::Duration
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let start = std::time::Instant::now();
+    let per_caller = iters.div_ceil(callers);
+    let mut tasks = Vec::new();
+    for caller in 0..callers {
+        let op = op.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_caller {
+                op(caller * per_caller + i).await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("bench task");
+    }
+    start.elapsed()
+}

@@ -1,0 +1,382 @@
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::ports::{free_port, wait_for_listen};
+
+const INSTALL_HINT: &str = "distkit's tests need `redis-server` (and `redis-cli`) on PATH. \
+Install them with `make setup`, or `sudo apt-get install -y redis-server` on Debian/Ubuntu, \
+or `brew install redis` on macOS; or point REDIS_URL at a running Redis.";
+
+/// How a dedicated server is started.
+///
+/// ```
+/// let options = distkit_testkit::ServerOptions::default().appendonly(true);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ServerOptions {
+    appendonly: bool,
+    extra_args: Vec<String>,
+}
+
+impl ServerOptions {
+    /// Persist every write to an append-only file, so data survives
+    /// [`RedisServer::restart`].
+    pub fn appendonly(mut self, on: bool) -> Self {
+        self.appendonly = on;
+        self
+    }
+
+    /// Extra `redis-server` arguments, such as `["--maxmemory", "10mb"]`.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.extra_args.push(arg.into());
+        self
+    }
+}
+
+/// A `redis-server` process on a loopback port, or an external server named
+/// by `REDIS_URL`.
+///
+/// The process runs under a small shell watchdog that kills it when the test
+/// binary exits, so no stray servers are left behind even when statics are
+/// never dropped. Dropping a dedicated server stops it at once.
+///
+/// ```no_run
+/// # #[tokio::main] async fn main() {
+/// let server = distkit_testkit::RedisServer::start();
+/// server.kill(); // crash it
+/// server.restart(); // same port, same data directory
+/// let _conn = server.connection_manager().await;
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct RedisServer {
+    url: String,
+    port: Option<u16>,
+    dir: PathBuf,
+    options: ServerOptions,
+    process: Mutex<Option<Running>>,
+}
+
+#[derive(Debug)]
+struct Running {
+    watchdog: Child,
+    pid: u32,
+}
+
+/// The server every test of this binary shares: started on first use on a
+/// free port, or the one at `REDIS_URL` when that is set.
+///
+/// ```no_run
+/// let url = distkit_testkit::shared_server().url();
+/// ```
+pub fn shared_server() -> &'static RedisServer {
+    static SHARED: OnceLock<RedisServer> = OnceLock::new();
+    SHARED.get_or_init(|| match std::env::var("REDIS_URL") {
+        Ok(url) if !url.trim().is_empty() => RedisServer::external(url.trim().to_string()),
+        _ => RedisServer::start(),
+    })
+}
+
+impl RedisServer {
+    /// Starts a dedicated server with default options (no persistence).
+    pub fn start() -> Self {
+        Self::start_with(ServerOptions::default())
+    }
+
+    /// Starts a dedicated server with `options`.
+    pub fn start_with(options: ServerOptions) -> Self {
+        let port = free_port(false);
+        Self::start_on(port, options)
+    }
+
+    pub(crate) fn start_on(port: u16, options: ServerOptions) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("distkit-testkit-{}-{}", std::process::id(), port));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)
+            .unwrap_or_else(|e| panic!("distkit-testkit: cannot create {}: {e}", dir.display()));
+        let server = Self {
+            url: format!("redis://127.0.0.1:{port}/"),
+            port: Some(port),
+            dir,
+            options,
+            process: Mutex::new(None),
+        };
+        server.spawn();
+        server
+    }
+
+    fn external(url: String) -> Self {
+        Self {
+            url,
+            port: None,
+            dir: PathBuf::new(),
+            options: ServerOptions::default(),
+            process: Mutex::new(None),
+        }
+    }
+
+    /// The `redis://` URL of the server.
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// The loopback port (panics for an external `REDIS_URL` server).
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or_else(|| {
+            panic!(
+                "distkit-testkit: the REDIS_URL server has no known port; use RedisServer::start()"
+            )
+        })
+    }
+
+    /// The data directory of the server.
+    pub fn dir(&self) -> PathBuf {
+        self.dir.clone()
+    }
+
+    /// A client for this server.
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url.as_str())
+            .unwrap_or_else(|e| panic!("distkit-testkit: bad url {}: {e}", self.url))
+    }
+
+    /// A new `ConnectionManager` (its own connection) to this server.
+    pub async fn connection_manager(&self) -> redis::aio::ConnectionManager {
+        self.connection_manager_with(redis::aio::ConnectionManagerConfig::new())
+            .await
+    }
+
+    /// A new `ConnectionManager` with the given configuration.
+    pub async fn connection_manager_with(
+        &self,
+        config: redis::aio::ConnectionManagerConfig,
+    ) -> redis::aio::ConnectionManager {
+        self.client()
+            .get_connection_manager_with_config(config)
+            .await
+            .unwrap_or_else(|e| panic!("distkit-testkit: cannot connect to {}: {e}", self.url))
+    }
+
+    /// A blocking connection, for setup and inspection.
+    pub fn blocking_connection(&self) -> redis::Connection {
+        self.client()
+            .get_connection()
+            .unwrap_or_else(|e| panic!("distkit-testkit: cannot connect to {}: {e}", self.url))
+    }
+
+    /// The process id of the running `redis-server`.
+    pub fn pid(&self) -> Option<u32> {
+        self.lock_process().as_ref().map(|r| r.pid)
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill(&self) {
+        self.signal_and_reap("KILL");
+    }
+
+    /// Stops the server with SIGTERM (a graceful shutdown).
+    pub fn stop(&self) {
+        self.signal_and_reap("TERM");
+    }
+
+    /// Freezes the process with SIGSTOP: connections stay open, nothing is
+    /// answered, until [`thaw`](Self::thaw).
+    pub fn freeze(&self) {
+        if let Some(pid) = self.pid() {
+            signal(pid, "STOP");
+        }
+    }
+
+    /// Resumes a [`freeze`](Self::freeze)d process with SIGCONT.
+    pub fn thaw(&self) {
+        if let Some(pid) = self.pid() {
+            signal(pid, "CONT");
+        }
+    }
+
+    /// Starts the server again on the same port and data directory (killing
+    /// it first if it still runs).
+    pub fn restart(&self) {
+        self.kill();
+        self.spawn();
+    }
+
+    fn lock_process(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
+        self.process.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn signal_and_reap(&self, name: &str) {
+        let taken = self.lock_process().take();
+        if let Some(mut running) = taken {
+            signal(running.pid, name);
+            if name == "STOP" {
+                return;
+            }
+            // A stopped process ignores TERM until continued.
+            signal(running.pid, "CONT");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while process_alive(running.pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            if process_alive(running.pid) {
+                signal(running.pid, "KILL");
+            }
+            let _ = running.watchdog.wait();
+            if let Some(port) = self.port {
+                // Wait until the port is released so a restart can bind it.
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
+                    && Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+
+    fn spawn(&self) {
+        let Some(port) = self.port else {
+            panic!("distkit-testkit: cannot start or restart the external REDIS_URL server");
+        };
+        ensure_installed();
+        let mut args: Vec<String> = vec![
+            "--port".into(),
+            port.to_string(),
+            "--bind".into(),
+            "127.0.0.1".into(),
+            "--dir".into(),
+            self.dir.display().to_string(),
+            "--save".into(),
+            String::new(),
+            "--logfile".into(),
+            "redis.log".into(),
+            "--daemonize".into(),
+            "no".into(),
+            "--protected-mode".into(),
+            "no".into(),
+            "--appendonly".into(),
+            if self.options.appendonly { "yes" } else { "no" }.into(),
+        ];
+        if self.options.appendonly {
+            args.extend(["--appendfsync".into(), "always".into()]);
+        }
+        args.extend(self.options.extra_args.iter().cloned());
+        // The watchdog starts redis-server, prints its pid, and kills it (and
+        // removes the data directory) as soon as the test binary is gone.
+        let script = format!(
+            "redis-server \"$@\" & child=$!; echo $child; \
+             ( while kill -0 {parent} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.2; done; \
+               if kill -0 $child 2>/dev/null; then kill -9 $child; rm -rf '{dir}'; fi ) >/dev/null 2>&1 & \
+             wait $child",
+            parent = std::process::id(),
+            dir = self.dir.display(),
+        );
+        let mut watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg("sh")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("distkit-testkit: cannot run sh: {e}"));
+        let mut line = String::new();
+        if let Some(stdout) = watchdog.stdout.take() {
+            let _ = BufReader::new(stdout).read_line(&mut line);
+        }
+        let pid: u32 = line.trim().parse().unwrap_or_else(|_| {
+            panic!("distkit-testkit: redis-server did not start (watchdog said {line:?})")
+        });
+        *self.lock_process() = Some(Running { watchdog, pid });
+        if !wait_for_listen(port, Duration::from_secs(20)) {
+            let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+            panic!("distkit-testkit: redis-server on port {port} did not come up. Log:\n{log}");
+        }
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let reply: redis::RedisResult<String> = self
+                .client()
+                .get_connection_with_timeout(Duration::from_secs(1))
+                .and_then(|mut c| redis::cmd("PING").query(&mut c));
+            match reply {
+                Ok(pong) if pong == "PONG" => return,
+                _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+                other => panic!(
+                    "distkit-testkit: {} never became ready: {other:?}",
+                    self.url
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if self.port.is_some() {
+            self.kill();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn ensure_installed() {
+    static CHECKED: OnceLock<()> = OnceLock::new();
+    CHECKED.get_or_init(|| {
+        let found = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !found {
+            panic!("distkit-testkit: `redis-server` was not found on PATH. {INSTALL_HINT}");
+        }
+    });
+}
+
+pub(crate) fn ensure_cli_installed() {
+    let found = Command::new("redis-cli")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        panic!("distkit-testkit: `redis-cli` was not found on PATH. {INSTALL_HINT}");
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn process_alive(pid: u32) -> bool {
+    // A zombie still answers `kill -0`; /proc tells the state.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.contains(") Z "),
+        Err(_) => Command::new("kill")
+            .arg("-0")
+            .arg(pid.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false),
+    }
+}
