@@ -1,0 +1,6 @@
+use distkit::RedisConnection;
+
+pub async fn run(_conn: &RedisConnection, _run: &str) -> Result<(), Box<dyn std::error::Error>> {
+    println!("\n== ratelimit: not built yet");
+    Ok(())
+}
