@@ -275,3 +275,13 @@ async fn int64_library_accepts_only_canonical_i64() {
         assert_eq!(got == 1, *expected, "distkit_is_int({value:?})");
     }
 }
+
+#[test]
+fn embedded_library_is_exactly_the_vendored_file() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/lib/int64.lua");
+    let vendored = std::fs::read_to_string(path).unwrap();
+    assert_eq!(
+        INT64_LIB, vendored,
+        "the crate embeds scripts/lib/int64.lua as is"
+    );
+}
