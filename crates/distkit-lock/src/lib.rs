@@ -42,7 +42,30 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The Redis keys and Lua scripts are documented in `scripts/lock/README.md`.
+//! # Design notes
+//!
+//! - **Keys**: `distkit:lock[:<namespace>]:{<key>}:<part>`; every key of a
+//!   lock shares the hash tag `{<key>}`, so locks spread over cluster shards.
+//!   The Redis keys and Lua scripts are documented in `scripts/lock/README.md`.
+//! - **Notifications**: one subscriber connection per lock object, opened
+//!   when its first waiter waits and closed 5 to 10 s after the last one left. It
+//!   needs the client configuration: build the connection with
+//!   [`RedisConnection::open`] or [`RedisConnection::open_cluster`] (or
+//!   attach a client with [`RedisConnection::with_client`]); otherwise
+//!   waiters poll. On a cluster the subscriber uses sharded pub/sub, which
+//!   redis-rs offers over RESP3: a RESP3 cluster client of the user is used as
+//!   is; with a RESP2 client, a RESP3 client to the masters listed by
+//!   `CLUSTER SLOTS` is opened (without the original client's credentials or
+//!   TLS settings: where those are needed, waiters fall back to polling).
+//! - **Loss detection**: the guard counts the lease from the moment the
+//!   acquire or renew request was *sent* (so never later than Redis does) and
+//!   declares it lost a tenth of the ttl before it would end unless a renewal
+//!   succeeded; renewals run every ttl/3 and are retried on errors.
+//! - **Cancel safety**: a waiting acquisition that is dropped removes its
+//!   pending-writer mark from a background task (it expires on its own
+//!   otherwise). An acquire request whose reply is lost (future dropped
+//!   mid-call, connection cut) may have taken the lease on the server; that
+//!   lease is never renewed and expires after the ttl.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

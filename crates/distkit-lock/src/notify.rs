@@ -4,7 +4,7 @@
 //! (`PUBLISH` on a single node, `SPUBLISH` on a cluster, so the message stays
 //! on the shard that owns the lock's slot). One lock object keeps at most one
 //! dedicated subscriber connection, opened when its first waiter starts
-//! waiting and closed after [`LINGER`] without waiters. Waiters watch a
+//! waiting and closed after 5 to 10 s without waiters. Waiters watch a
 //! sequence number the subscriber bumps on every message.
 //!
 //! The subscription is only an accelerator: when no client configuration is
@@ -20,7 +20,8 @@ use redis::{PushKind, PushInfo, Value};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-/// How long a subscriber stays open without waiters before it closes.
+/// A subscriber closes at the first idle check (every `LINGER`) that finds
+/// no waiter and none for `LINGER`: 5 to 10 s after the last waiter left.
 const LINGER: Duration = Duration::from_secs(5);
 /// After a failed subscription, how long waiters poll before subscribing again.
 const FAILURE_BACKOFF: Duration = Duration::from_secs(1);
@@ -37,6 +38,7 @@ struct Registry {
     waiters: usize,
     running: bool,
     last_failure: Option<Instant>,
+    last_waiter_left: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -126,6 +128,7 @@ impl Drop for Subscription {
     fn drop(&mut self) {
         let mut registry = lock_registry(&self.shared.registry);
         registry.waiters = registry.waiters.saturating_sub(1);
+        registry.last_waiter_left = Some(Instant::now());
     }
 }
 
@@ -174,6 +177,9 @@ async fn run_subscriber(weak: Weak<Shared>) {
     };
     shared.phase.send_replace(Phase::Ready);
     drop(shared);
+    // Checked on a fixed period, so a busy channel cannot keep an unused
+    // subscriber open.
+    let mut idle_check = tokio::time::interval_at(Instant::now() + LINGER, LINGER);
     loop {
         tokio::select! {
             message = source.next() => {
@@ -190,10 +196,12 @@ async fn run_subscriber(weak: Weak<Shared>) {
                     }
                 }
             }
-            () = tokio::time::sleep(LINGER) => {
+            _ = idle_check.tick() => {
                 let Some(shared) = weak.upgrade() else { return };
                 let mut registry = lock_registry(&shared.registry);
-                if registry.waiters == 0 {
+                let idle = registry.waiters == 0
+                    && registry.last_waiter_left.is_none_or(|at| at.elapsed() >= LINGER);
+                if idle {
                     registry.running = false;
                     shared.phase.send_replace(Phase::Idle);
                     return;

@@ -429,7 +429,9 @@ async fn holder_cut_off_by_the_network_turns_lost_before_another_acquires() {
     let taken = other.try_lock_with_timeout(Duration::from_secs(5)).await.unwrap();
     // Redis only gives the lock away after the lease ran out, and by then
     // the cut-off holder already knows it lost it.
-    assert!(paused_at.elapsed() >= ttl / 3, "taken after {:?}", paused_at.elapsed());
+    // The last renewal was sent at most ttl/3 before the pause, so the lease
+    // ran out no sooner than 2/3 of the ttl after it.
+    assert!(paused_at.elapsed() >= ttl / 2, "taken after {:?}", paused_at.elapsed());
     assert_eq!(guard.state(), LockGuardState::Lost);
     tokio::time::timeout(Duration::from_millis(100), watcher).await.unwrap().unwrap();
     assert!(lost_fired.load(Ordering::SeqCst));
