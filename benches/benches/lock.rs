@@ -97,7 +97,11 @@ fn lock(c: &mut Criterion) {
 
 /// Runs `iters` hand-offs among the contenders and returns the summed gaps.
 async fn hand_off_gaps(mutexes: &[Arc<Mutex>], iters: u64) -> Duration {
-    let shared = Arc::new(std::sync::Mutex::new((0u64, None::<Instant>, Duration::ZERO)));
+    let shared = Arc::new(std::sync::Mutex::new((
+        0u64,
+        None::<Instant>,
+        Duration::ZERO,
+    )));
     let mut tasks = Vec::new();
     for mutex in mutexes {
         let mutex = mutex.clone();

@@ -33,7 +33,10 @@ async fn mutual_exclusion(cluster_mode: bool) {
     let overlap = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for _ in 0..8 {
-        let mutex = Mutex::new(LockOptions::new(key.clone(), with_client(cluster_mode).await));
+        let mutex = Mutex::new(LockOptions::new(
+            key.clone(),
+            with_client(cluster_mode).await,
+        ));
         let holders = holders.clone();
         let overlap = overlap.clone();
         tasks.push(tokio::spawn(async move {
@@ -76,7 +79,10 @@ async fn rwlock_roles(conn: RedisConnection) {
     );
     let a = lock.read().await.unwrap();
     let b = lock.try_read().await.unwrap();
-    assert!(matches!(lock.try_write().await, Err(LockError::WouldBlock { .. })));
+    assert!(matches!(
+        lock.try_write().await,
+        Err(LockError::WouldBlock { .. })
+    ));
     let error = lock
         .try_write_with_timeout(Duration::from_millis(50))
         .await
@@ -133,7 +139,10 @@ async fn hand_off(cluster_mode: bool) {
     }
     let gaps = gaps.lock().unwrap();
     let mean = gaps.iter().sum::<Duration>() / u32::try_from(gaps.len()).unwrap();
-    println!("facade hand-off (cluster: {cluster_mode}): mean gap {mean:?} over {}", gaps.len());
+    println!(
+        "facade hand-off (cluster: {cluster_mode}): mean gap {mean:?} over {}",
+        gaps.len()
+    );
     assert!(mean < Duration::from_millis(250), "mean gap {mean:?}");
 }
 

@@ -45,11 +45,13 @@ pub(crate) static RELEASE_READ: LazyLock<LuaScript> = LazyLock::new(|| {
     )
 });
 pub(crate) static RENEW_WRITE: LazyLock<LuaScript> = LazyLock::new(|| {
-    LuaScript::new("lock/renew_write", include_str!("../scripts/renew_write.lua"))
+    LuaScript::new(
+        "lock/renew_write",
+        include_str!("../scripts/renew_write.lua"),
+    )
 });
-pub(crate) static RENEW_READ: LazyLock<LuaScript> = LazyLock::new(|| {
-    LuaScript::new("lock/renew_read", include_str!("../scripts/renew_read.lua"))
-});
+pub(crate) static RENEW_READ: LazyLock<LuaScript> =
+    LazyLock::new(|| LuaScript::new("lock/renew_read", include_str!("../scripts/renew_read.lua")));
 pub(crate) static CANCEL_PENDING: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
         "lock/cancel_pending",
@@ -133,5 +135,7 @@ impl LockCore {
 }
 
 pub(crate) fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }

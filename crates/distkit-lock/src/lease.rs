@@ -179,7 +179,8 @@ impl Lease {
     }
 
     pub(crate) fn state(&self) -> LockGuardState {
-        if self.shared.state() == LockGuardState::Acquired && Instant::now() >= self.shared.lost_at()
+        if self.shared.state() == LockGuardState::Acquired
+            && Instant::now() >= self.shared.lost_at()
         {
             // The renewal task may be late (busy runtime); time alone proves
             // the loss.
@@ -268,7 +269,9 @@ impl Drop for Lease {
                 drop(handle.spawn(release));
             }
             None => {
-                tracing::debug!("distkit lock: guard dropped outside a runtime; the lease expires by ttl");
+                tracing::debug!(
+                    "distkit lock: guard dropped outside a runtime; the lease expires by ttl"
+                );
             }
         }
     }

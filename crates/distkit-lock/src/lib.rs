@@ -84,8 +84,8 @@ pub use error::LockError;
 pub use lease::LockGuardState;
 pub use mutex::{Mutex, MutexGuard};
 pub use options::{
-    DEFAULT_RETRY_INTERVAL, DEFAULT_TTL, LockOptions, LockOptionsBuilder, MAX_OWNER_BYTES,
-    MAX_TTL, MIN_TTL,
+    DEFAULT_RETRY_INTERVAL, DEFAULT_TTL, LockOptions, LockOptionsBuilder, MAX_OWNER_BYTES, MAX_TTL,
+    MIN_TTL,
 };
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -96,11 +96,20 @@ pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 /// assert!(distkit_lock::SCRIPT_SOURCES.iter().any(|(name, _)| *name == "acquire_write"));
 /// ```
 pub const SCRIPT_SOURCES: &[(&str, &str)] = &[
-    ("acquire_write", include_str!("../scripts/acquire_write.lua")),
+    (
+        "acquire_write",
+        include_str!("../scripts/acquire_write.lua"),
+    ),
     ("acquire_read", include_str!("../scripts/acquire_read.lua")),
-    ("release_write", include_str!("../scripts/release_write.lua")),
+    (
+        "release_write",
+        include_str!("../scripts/release_write.lua"),
+    ),
     ("release_read", include_str!("../scripts/release_read.lua")),
     ("renew_write", include_str!("../scripts/renew_write.lua")),
     ("renew_read", include_str!("../scripts/renew_read.lua")),
-    ("cancel_pending", include_str!("../scripts/cancel_pending.lua")),
+    (
+        "cancel_pending",
+        include_str!("../scripts/cancel_pending.lua"),
+    ),
 ];

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use distkit_core::{ClientConfig, RedisConnection};
 use futures_util::StreamExt;
-use redis::{PushKind, PushInfo, Value};
+use redis::{PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -275,14 +275,20 @@ async fn master_urls(connection: &RedisConnection) -> redis::RedisResult<Vec<Str
     let mut urls = Vec::new();
     if let Value::Array(ranges) = slots {
         for range in ranges {
-            let Value::Array(fields) = range else { continue };
-            let Some(Value::Array(master)) = fields.get(2) else { continue };
+            let Value::Array(fields) = range else {
+                continue;
+            };
+            let Some(Value::Array(master)) = fields.get(2) else {
+                continue;
+            };
             let host = match master.first() {
                 Some(Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
                 Some(Value::SimpleString(s)) => s.clone(),
                 _ => continue,
             };
-            let Some(Value::Int(port)) = master.get(1) else { continue };
+            let Some(Value::Int(port)) = master.get(1) else {
+                continue;
+            };
             let url = format!("redis://{host}:{port}/");
             if !urls.contains(&url) {
                 urls.push(url);

@@ -105,15 +105,25 @@ async fn handles_on_separate_connections_exclude_each_other(mode: Mode) {
     for task in tasks {
         task.await.unwrap();
     }
-    assert!(!exclusion.violated.load(Ordering::SeqCst), "two holders at once");
+    assert!(
+        !exclusion.violated.load(Ordering::SeqCst),
+        "two holders at once"
+    );
     let tokens = tokens.lock().unwrap();
     assert_eq!(tokens.len(), 400);
-    assert!(tokens.windows(2).all(|w| w[0] < w[1]), "fencing tokens not increasing");
+    assert!(
+        tokens.windows(2).all(|w| w[0] < w[1]),
+        "fencing tokens not increasing"
+    );
 }
 
 both!(tasks_sharing_one_mutex_exclude_each_other);
 async fn tasks_sharing_one_mutex_exclude_each_other(mode: Mode) {
-    let mutex = Mutex::new(options(&new_key("mutex_shared"), connect(mode).await).build().unwrap());
+    let mutex = Mutex::new(
+        options(&new_key("mutex_shared"), connect(mode).await)
+            .build()
+            .unwrap(),
+    );
     let exclusion = Exclusion::new();
     let mut tasks = Vec::new();
     for _ in 0..8 {
@@ -132,12 +142,19 @@ async fn tasks_sharing_one_mutex_exclude_each_other(mode: Mode) {
     for task in tasks {
         task.await.unwrap();
     }
-    assert!(!exclusion.violated.load(Ordering::SeqCst), "two holders at once");
+    assert!(
+        !exclusion.violated.load(Ordering::SeqCst),
+        "two holders at once"
+    );
 }
 
 both!(tasks_sharing_one_rwlock_writers_exclude_each_other_and_readers);
 async fn tasks_sharing_one_rwlock_writers_exclude_each_other_and_readers(mode: Mode) {
-    let lock = RwLock::new(options(&new_key("rw_shared"), connect(mode).await).build().unwrap());
+    let lock = RwLock::new(
+        options(&new_key("rw_shared"), connect(mode).await)
+            .build()
+            .unwrap(),
+    );
     let writers = Exclusion::new();
     let readers = Arc::new(AtomicUsize::new(0));
     let overlap = Arc::new(AtomicBool::new(false));
@@ -174,13 +191,23 @@ async fn tasks_sharing_one_rwlock_writers_exclude_each_other_and_readers(mode: M
     for task in tasks {
         task.await.unwrap();
     }
-    assert!(!writers.violated.load(Ordering::SeqCst), "two writers at once");
-    assert!(!overlap.load(Ordering::SeqCst), "a reader and a writer at once");
+    assert!(
+        !writers.violated.load(Ordering::SeqCst),
+        "two writers at once"
+    );
+    assert!(
+        !overlap.load(Ordering::SeqCst),
+        "a reader and a writer at once"
+    );
 }
 
 both!(every_guard_has_its_own_owner_token);
 async fn every_guard_has_its_own_owner_token(mode: Mode) {
-    let lock = RwLock::new(options(&new_key("tokens"), connect(mode).await).build().unwrap());
+    let lock = RwLock::new(
+        options(&new_key("tokens"), connect(mode).await)
+            .build()
+            .unwrap(),
+    );
     let a = lock.read().await.unwrap();
     let b = lock.read().await.unwrap();
     assert_ne!(a.owner_token(), b.owner_token());
@@ -202,7 +229,10 @@ async fn try_lock_on_a_held_lock_would_block(mode: Mode) {
     let error = other.try_lock().await.unwrap_err();
     assert!(matches!(error, LockError::WouldBlock { .. }), "{error:?}");
     // The same object is no exception: identity belongs to the acquisition.
-    assert!(matches!(mutex.try_lock().await, Err(LockError::WouldBlock { .. })));
+    assert!(matches!(
+        mutex.try_lock().await,
+        Err(LockError::WouldBlock { .. })
+    ));
     guard.release().await.unwrap();
     other.try_lock().await.unwrap().release().await.unwrap();
 }
@@ -220,7 +250,10 @@ async fn waiting_is_bounded_by_timeout_retries_and_max_wait(mode: Mode) {
             .unwrap(),
     );
 
-    match waiter.try_lock_with_timeout(Duration::from_millis(100)).await {
+    match waiter
+        .try_lock_with_timeout(Duration::from_millis(100))
+        .await
+    {
         Err(LockError::Timeout { waited, key: k }) => {
             assert!(waited >= Duration::from_millis(100), "{waited:?}");
             assert_eq!(k, key.as_str());
@@ -242,7 +275,10 @@ async fn waiting_is_bounded_by_timeout_retries_and_max_wait(mode: Mode) {
             .unwrap(),
     );
     let writer = rw.write().await.unwrap();
-    assert!(matches!(rw.try_read().await, Err(LockError::WouldBlock { .. })));
+    assert!(matches!(
+        rw.try_read().await,
+        Err(LockError::WouldBlock { .. })
+    ));
     assert!(matches!(
         rw.try_read_with_timeout(Duration::from_millis(50)).await,
         Err(LockError::Timeout { .. })
@@ -271,11 +307,23 @@ async fn invalid_options_are_typed_errors() {
     let key = new_key("invalid");
     let ttl = |d| options(&key, conn.clone()).ttl(d).build().unwrap_err();
     assert!(matches!(ttl(Duration::ZERO), LockError::InvalidTtl { .. }));
-    assert!(matches!(ttl(Duration::from_millis(29)), LockError::InvalidTtl { .. }));
-    assert!(matches!(ttl(Duration::from_secs(90_000)), LockError::InvalidTtl { .. }));
+    assert!(matches!(
+        ttl(Duration::from_millis(29)),
+        LockError::InvalidTtl { .. }
+    ));
+    assert!(matches!(
+        ttl(Duration::from_secs(90_000)),
+        LockError::InvalidTtl { .. }
+    ));
     for owner in ["", "two words", "tab\there", &"x".repeat(129)] {
-        let error = options(&key, conn.clone()).owner_id(owner).build().unwrap_err();
-        assert!(matches!(error, LockError::InvalidOwner { .. }), "{owner:?}: {error:?}");
+        let error = options(&key, conn.clone())
+            .owner_id(owner)
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(error, LockError::InvalidOwner { .. }),
+            "{owner:?}: {error:?}"
+        );
     }
     let error = options(&key, conn.clone())
         .retry_interval(Duration::ZERO)
@@ -295,16 +343,28 @@ async fn a_guard_whose_lease_was_taken_can_neither_renew_nor_release_it(mode: Mo
     // The lease vanishes (expiry, eviction, a failover that lost it).
     let owner_key = format!("distkit:lock:{{{}}}:owner", key.as_str());
     let mut raw = conn.clone();
-    let _: () = redis::cmd("DEL").arg(&owner_key).query_async(&mut raw).await.unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(&owner_key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
     let current = mutex.lock().await.unwrap();
     assert!(current.fencing_token() > stale.fencing_token());
-    assert!(matches!(stale.renew().await, Err(LockError::NotOwner { .. })));
+    assert!(matches!(
+        stale.renew().await,
+        Err(LockError::NotOwner { .. })
+    ));
     assert_eq!(stale.state(), LockGuardState::Lost);
-    tokio::time::timeout(Duration::from_secs(1), stale.lost()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(1), stale.lost())
+        .await
+        .unwrap();
     assert_eq!(stale.release().await.unwrap(), LockGuardState::Lost);
     // The later holder is untouched.
     assert_eq!(current.state(), LockGuardState::Acquired);
-    assert!(matches!(mutex.try_lock().await, Err(LockError::WouldBlock { .. })));
+    assert!(matches!(
+        mutex.try_lock().await,
+        Err(LockError::WouldBlock { .. })
+    ));
     assert_eq!(current.release().await.unwrap(), LockGuardState::Released);
 }
 
@@ -328,10 +388,16 @@ async fn renewal_that_finds_another_owner_turns_the_guard_lost(mode: Mode) {
         .await
         .unwrap();
     // The background renewal (every ttl/3) notices.
-    tokio::time::timeout(Duration::from_secs(2), writer.lost()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(2), writer.lost())
+        .await
+        .unwrap();
     assert_eq!(writer.state(), LockGuardState::Lost);
     assert_eq!(writer.release().await.unwrap(), LockGuardState::Lost);
-    let still: String = redis::cmd("GET").arg(&owner_key).query_async(&mut raw).await.unwrap();
+    let still: String = redis::cmd("GET")
+        .arg(&owner_key)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
     assert_eq!(still, "someone-else");
 }
 
@@ -341,13 +407,24 @@ async fn leases_are_renewed_while_the_guard_lives(mode: Mode) {
     let ttl = Duration::from_millis(300);
     let lock = RwLock::new(options(&key, connect(mode).await).ttl(ttl).build().unwrap());
     let reader = lock.read().await.unwrap();
-    let mutex = Mutex::new(options(&new_key("renewed_m"), connect(mode).await).ttl(ttl).build().unwrap());
+    let mutex = Mutex::new(
+        options(&new_key("renewed_m"), connect(mode).await)
+            .ttl(ttl)
+            .build()
+            .unwrap(),
+    );
     let guard = mutex.lock().await.unwrap();
     tokio::time::sleep(ttl * 4).await;
     assert_eq!(reader.state(), LockGuardState::Acquired);
     assert_eq!(guard.state(), LockGuardState::Acquired);
-    assert!(matches!(lock.try_write().await, Err(LockError::WouldBlock { .. })));
-    assert!(matches!(mutex.try_lock().await, Err(LockError::WouldBlock { .. })));
+    assert!(matches!(
+        lock.try_write().await,
+        Err(LockError::WouldBlock { .. })
+    ));
+    assert!(matches!(
+        mutex.try_lock().await,
+        Err(LockError::WouldBlock { .. })
+    ));
     assert_eq!(reader.release().await.unwrap(), LockGuardState::Released);
     assert_eq!(guard.release().await.unwrap(), LockGuardState::Released);
 }
@@ -392,7 +469,12 @@ async fn fencing_tokens_increase_across_expiry_and_deleted_keys(mode: Mode) {
     // letting the lease run out on the server while the guard is kept.
     let owner_key = format!("distkit:lock:{{{}}}:owner", key.as_str());
     let mut raw = conn.clone();
-    let _: () = redis::cmd("PEXPIRE").arg(&owner_key).arg(1).query_async(&mut raw).await.unwrap();
+    let _: () = redis::cmd("PEXPIRE")
+        .arg(&owner_key)
+        .arg(1)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
     let next = mutex.lock().await.unwrap();
     assert!(next.fencing_token() > last);
     next.release().await.unwrap();
@@ -426,14 +508,24 @@ async fn holder_cut_off_by_the_network_turns_lost_before_another_acquires() {
     );
     proxy.pause();
     let paused_at = Instant::now();
-    let taken = other.try_lock_with_timeout(Duration::from_secs(5)).await.unwrap();
+    let taken = other
+        .try_lock_with_timeout(Duration::from_secs(5))
+        .await
+        .unwrap();
     // Redis only gives the lock away after the lease ran out, and by then
     // the cut-off holder already knows it lost it.
     // The last renewal was sent at most ttl/3 before the pause, so the lease
     // ran out no sooner than 2/3 of the ttl after it.
-    assert!(paused_at.elapsed() >= ttl / 2, "taken after {:?}", paused_at.elapsed());
+    assert!(
+        paused_at.elapsed() >= ttl / 2,
+        "taken after {:?}",
+        paused_at.elapsed()
+    );
     assert_eq!(guard.state(), LockGuardState::Lost);
-    tokio::time::timeout(Duration::from_millis(100), watcher).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_millis(100), watcher)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(lost_fired.load(Ordering::SeqCst));
     assert!(taken.fencing_token() > guard.fencing_token());
     proxy.heal();
@@ -465,7 +557,10 @@ async fn holder_whose_server_connection_is_refused_turns_lost() {
             .build()
             .unwrap(),
     );
-    let next = other.try_lock_with_timeout(Duration::from_secs(5)).await.unwrap();
+    let next = other
+        .try_lock_with_timeout(Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(guard.release().await.unwrap(), LockGuardState::Lost);
     next.release().await.unwrap();
 }
@@ -507,8 +602,14 @@ async fn hand_off_is_driven_by_release_notifications(mode: Mode) {
         .collect();
     let mean = gaps.iter().sum::<Duration>() / u32::try_from(gaps.len()).unwrap();
     let max = gaps.iter().max().unwrap();
-    println!("{mode:?}: hand-off gap over {} hand-offs: mean {mean:?}, max {max:?}", gaps.len());
-    assert!(mean < Duration::from_millis(250), "mean hand-off gap {mean:?}");
+    println!(
+        "{mode:?}: hand-off gap over {} hand-offs: mean {mean:?}, max {max:?}",
+        gaps.len()
+    );
+    assert!(
+        mean < Duration::from_millis(250),
+        "mean hand-off gap {mean:?}"
+    );
 }
 
 both!(hand_off_falls_back_to_polling_without_a_client);
@@ -544,13 +645,25 @@ async fn readers_share_and_writers_exclude(mode: Mode) {
     let other = RwLock::new(options(&key, connect(mode).await).build().unwrap());
     let a = lock.try_read().await.unwrap();
     let b = other.try_read().await.unwrap();
-    assert!(matches!(other.try_write().await, Err(LockError::WouldBlock { .. })));
+    assert!(matches!(
+        other.try_write().await,
+        Err(LockError::WouldBlock { .. })
+    ));
     a.release().await.unwrap();
-    assert!(matches!(lock.try_write().await, Err(LockError::WouldBlock { .. })));
+    assert!(matches!(
+        lock.try_write().await,
+        Err(LockError::WouldBlock { .. })
+    ));
     b.release().await.unwrap();
     let writer = lock.try_write().await.unwrap();
-    assert!(matches!(other.try_write().await, Err(LockError::WouldBlock { .. })));
-    assert!(matches!(other.try_read().await, Err(LockError::WouldBlock { .. })));
+    assert!(matches!(
+        other.try_write().await,
+        Err(LockError::WouldBlock { .. })
+    ));
+    assert!(matches!(
+        other.try_read().await,
+        Err(LockError::WouldBlock { .. })
+    ));
     writer.release().await.unwrap();
     other.try_read().await.unwrap().release().await.unwrap();
 }
@@ -575,7 +688,10 @@ async fn a_waiting_writer_holds_back_new_readers(mode: Mode) {
             }
             Err(other) => panic!("{other:?}"),
         }
-        assert!(Instant::now() < deadline, "writer never marked itself pending");
+        assert!(
+            Instant::now() < deadline,
+            "writer never marked itself pending"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // A new reader waits behind the writer.
@@ -604,7 +720,9 @@ async fn a_cancelled_writer_does_not_block_readers(mode: Mode) {
             .unwrap(),
     );
     let reader = lock.read().await.unwrap();
-    let gave_up = lock.try_write_with_timeout(Duration::from_millis(100)).await;
+    let gave_up = lock
+        .try_write_with_timeout(Duration::from_millis(100))
+        .await;
     assert!(matches!(gave_up, Err(LockError::Timeout { .. })));
     lock.try_read().await.unwrap().release().await.unwrap();
 
@@ -614,11 +732,18 @@ async fn a_cancelled_writer_does_not_block_readers(mode: Mode) {
     let mut raw = conn.clone();
     let started = Instant::now();
     loop {
-        let exists: i64 = redis::cmd("EXISTS").arg(&pending_key).query_async(&mut raw).await.unwrap();
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(&pending_key)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
         if exists == 0 {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(1), "pending mark left behind");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "pending mark left behind"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     lock.try_read().await.unwrap().release().await.unwrap();
@@ -656,9 +781,15 @@ async fn a_crashed_writer_blocks_readers_only_until_its_mark_expires(mode: Mode)
         .query_async(&mut raw)
         .await
         .unwrap();
-    assert!(matches!(lock.try_read().await, Err(LockError::WouldBlock { .. })));
+    assert!(matches!(
+        lock.try_read().await,
+        Err(LockError::WouldBlock { .. })
+    ));
     let started = Instant::now();
-    let reader = lock.try_read_with_timeout(Duration::from_secs(3)).await.unwrap();
+    let reader = lock
+        .try_read_with_timeout(Duration::from_secs(3))
+        .await
+        .unwrap();
     assert!(started.elapsed() >= Duration::from_millis(200));
     reader.release().await.unwrap();
 }
@@ -688,7 +819,10 @@ async fn dropping_a_guard_releases_in_the_background(mode: Mode) {
     let key = new_key("drop_guard");
     let mutex = Mutex::new(options(&key, connect(mode).await).build().unwrap());
     drop(mutex.lock().await.unwrap());
-    let again = mutex.try_lock_with_timeout(Duration::from_secs(2)).await.unwrap();
+    let again = mutex
+        .try_lock_with_timeout(Duration::from_secs(2))
+        .await
+        .unwrap();
     // Woken by the release message, not by the 30 s ttl.
     again.release().await.unwrap();
 }

@@ -35,7 +35,10 @@ async fn worker() {
     let pid = std::process::id();
     for _ in 0..ROUNDS {
         let guard = mutex.lock().await.unwrap();
-        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         writeln!(file, "enter {pid} {}", guard.fencing_token()).unwrap();
         tokio::time::sleep(Duration::from_millis(1)).await;
         writeln!(file, "exit {pid}").unwrap();
@@ -76,7 +79,10 @@ fn run_processes(urls: &[String], name: &str) {
         assert_eq!(enter[0], "enter", "overlap: {pair:?}");
         assert_eq!(exit, ["exit", enter[1]], "overlap: {pair:?}");
         let token: u64 = enter[2].parse().unwrap();
-        assert!(token > last_token, "fencing token went back: {token} after {last_token}");
+        assert!(
+            token > last_token,
+            "fencing token went back: {token} after {last_token}"
+        );
         last_token = token;
         pids.insert(enter[1].to_owned());
     }

@@ -22,7 +22,10 @@ pub async fn run(conn: &RedisConnection, run: &str) -> Result<(), Box<dyn std::e
     println!("  release -> {:?}", guard.release().await?);
 
     let next = mutex.lock().await?;
-    println!("  locked again: fencing token {} (always larger)", next.fencing_token());
+    println!(
+        "  locked again: fencing token {} (always larger)",
+        next.fencing_token()
+    );
     next.release().await?;
 
     println!("\n== locks: a writer-preferring RwLock");
@@ -32,7 +35,11 @@ pub async fn run(conn: &RedisConnection, run: &str) -> Result<(), Box<dyn std::e
     ));
     let a = rw.read().await?;
     let b = rw.read().await?;
-    println!("  two readers at once (tokens {} and {})", a.fencing_token(), b.fencing_token());
+    println!(
+        "  two readers at once (tokens {} and {})",
+        a.fencing_token(),
+        b.fencing_token()
+    );
     match rw.try_write().await {
         Err(LockError::WouldBlock { .. }) => println!("  try_write while read -> would block"),
         other => println!("  try_write while read -> {other:?}"),
