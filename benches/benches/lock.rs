@@ -133,8 +133,7 @@ async fn hand_off_gaps(mutexes: &[Arc<Mutex>], iters: u64) -> Duration {
     for task in tasks {
         task.await.expect("contender");
     }
-    let total = shared.lock().expect("state").2;
-    total
+    shared.lock().expect("state").2
 }
 
 criterion_group!(benches, lock);
