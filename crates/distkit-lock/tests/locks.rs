@@ -875,3 +875,75 @@ fn scripts_are_the_files_in_scripts_lock() {
         assert_eq!(&file, source, "{name}");
     }
 }
+
+/// The port of the cluster node that owns `key`'s slot.
+fn owner_port(cluster: &distkit_testkit::RedisCluster, key: &str) -> u16 {
+    let slot = i64::from(cluster.key_slot(key));
+    let mut conn = cluster.nodes()[0].blocking_connection();
+    let ranges: Vec<redis::Value> = redis::cmd("CLUSTER").arg("SLOTS").query(&mut conn).unwrap();
+    for range in ranges {
+        let redis::Value::Array(fields) = range else {
+            continue;
+        };
+        let (redis::Value::Int(start), redis::Value::Int(end)) = (&fields[0], &fields[1]) else {
+            continue;
+        };
+        if (*start..=*end).contains(&slot) {
+            let redis::Value::Array(master) = &fields[2] else {
+                panic!("bad CLUSTER SLOTS entry")
+            };
+            let redis::Value::Int(port) = master[1] else {
+                panic!("bad CLUSTER SLOTS port")
+            };
+            return u16::try_from(port).unwrap();
+        }
+    }
+    panic!("no node owns slot {slot}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holder_whose_cluster_shard_freezes_turns_lost_before_the_lease_ends() {
+    // A dedicated cluster: freezing a node of the shared one would stall
+    // every other test of this binary.
+    let cluster = distkit_testkit::RedisCluster::start();
+    let urls = cluster.urls();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let key = new_key("frozen_shard");
+    let port = owner_port(
+        &cluster,
+        &format!("distkit:lock:{{{}}}:owner", key.as_str()),
+    );
+    let node = cluster.nodes().iter().find(|n| n.port() == port).unwrap();
+    let ttl = Duration::from_millis(600);
+    let holder = Mutex::new(
+        options(&key, RedisConnection::open_cluster(&urls).await.unwrap())
+            .ttl(ttl)
+            .build()
+            .unwrap(),
+    );
+    let guard = holder.lock().await.unwrap();
+    node.freeze();
+    let frozen_at = Instant::now();
+    // The shard cannot answer renewals: the guard gives the lease up before
+    // it could have ended in Redis (at most one ttl after the freeze).
+    tokio::time::timeout(ttl * 2, guard.lost()).await.unwrap();
+    let lost_after = frozen_at.elapsed();
+    assert!(lost_after < ttl, "lost only after {lost_after:?}");
+    assert_eq!(guard.state(), LockGuardState::Lost);
+    // Keep the shard frozen past the lease, then let it run again: the lease
+    // has expired by Redis' own clock and another owner gets the lock.
+    tokio::time::sleep_until((frozen_at + ttl + ttl / 3).into()).await;
+    node.thaw();
+    let other = Mutex::new(
+        options(&key, RedisConnection::open_cluster(&urls).await.unwrap())
+            .build()
+            .unwrap(),
+    );
+    let next = other
+        .try_lock_with_timeout(Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(next.fencing_token() > guard.fencing_token());
+    assert_eq!(guard.release().await.unwrap(), LockGuardState::Lost);
+    assert_eq!(next.release().await.unwrap(), LockGuardState::Released);
+}
