@@ -1,4 +1,3 @@
--- requires: lib/int64.lua
 -- lock/acquire_read.lua: add a shared (reader) lease.
 --
 -- KEYS[1] owner    string: the writer's owner token (PX = ttl)
@@ -25,23 +24,30 @@ local now_us = t[1] .. string.format('%06d', tonumber(t[2]))
 local token = ARGV[1]
 local ttl_ms = tonumber(ARGV[2])
 
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
-
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {0, 'writer'}
 end
-if redis.call('ZCARD', KEYS[3]) > 0 then
-  return {0, 'pending'}
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
+  if redis.call('ZCARD', KEYS[3]) > 0 then
+    return {0, 'pending'}
+  end
 end
 
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
 redis.call('ZADD', KEYS[2], now_ms + ttl_ms, token)
-local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-redis.call('PEXPIRE', KEYS[2], math.max(1, tonumber(last[2]) - now_ms))
-
-local fence = distkit_checked_add(distkit_or_zero(redis.call('GET', KEYS[4])), '1')
-if fence == nil or distkit_cmp(fence, now_us) < 0 then
-  fence = now_us
+if redis.call('PTTL', KEYS[2]) < ttl_ms then
+  redis.call('PEXPIRE', KEYS[2], ttl_ms)
 end
-redis.call('SET', KEYS[4], fence, 'PX', ARGV[3])
+
+-- Fencing token: as in acquire_write.lua.
+local last = redis.call('GET', KEYS[4])
+local fence = now_us
+if last and (#last > #now_us or (#last == #now_us and last >= now_us)) then
+  redis.call('INCR', KEYS[4])
+  fence = redis.call('GET', KEYS[4])
+  redis.call('PEXPIRE', KEYS[4], ARGV[3])
+else
+  redis.call('SET', KEYS[4], fence, 'PX', ARGV[3])
+end
 return {1, fence}

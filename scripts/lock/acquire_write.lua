@@ -1,4 +1,3 @@
--- requires: lib/int64.lua
 -- lock/acquire_write.lua: take the exclusive (writer / mutex) lease.
 --
 -- KEYS[1] owner    string: the writer's owner token, expires with PX = ttl
@@ -25,17 +24,15 @@ local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local now_us = t[1] .. string.format('%06d', tonumber(t[2]))
 local token = ARGV[1]
-local ttl_ms = tonumber(ARGV[2])
 local pending_ttl_ms = tonumber(ARGV[3])
-
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
 
 local function mark_pending()
   if pending_ttl_ms > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
     redis.call('ZADD', KEYS[3], now_ms + pending_ttl_ms, token)
-    local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
-    redis.call('PEXPIRE', KEYS[3], math.max(1, tonumber(last[2]) - now_ms))
+    if redis.call('PTTL', KEYS[3]) < pending_ttl_ms then
+      redis.call('PEXPIRE', KEYS[3], pending_ttl_ms)
+    end
   end
 end
 
@@ -43,19 +40,31 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   mark_pending()
   return {0, 'writer'}
 end
-if redis.call('ZCARD', KEYS[2]) > 0 then
-  mark_pending()
-  return {0, 'readers'}
+-- The sets are usually absent for a mutex: touch them only when present.
+if redis.call('EXISTS', KEYS[2], KEYS[3]) > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
+  if redis.call('ZCARD', KEYS[2]) > 0 then
+    mark_pending()
+    return {0, 'readers'}
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
+  redis.call('ZREM', KEYS[3], token)
 end
 
-redis.call('SET', KEYS[1], token, 'PX', ttl_ms)
-redis.call('ZREM', KEYS[3], token)
+redis.call('SET', KEYS[1], token, 'PX', ARGV[2])
 
--- Fencing token: max(last + 1, server time in microseconds). The clock term
--- keeps tokens increasing even after the fence key expired or was deleted.
-local fence = distkit_checked_add(distkit_or_zero(redis.call('GET', KEYS[4])), '1')
-if fence == nil or distkit_cmp(fence, now_us) < 0 then
-  fence = now_us
+-- Fencing token: max(last + 1, server time in microseconds), exact and
+-- without Lua numbers: the comparison is on canonical positive decimal
+-- strings (longer is larger; equal lengths compare lexicographically) and
+-- the + 1, needed only when the last token is not below the clock, is an
+-- INCR done by Redis.
+local last = redis.call('GET', KEYS[4])
+local fence = now_us
+if last and (#last > #now_us or (#last == #now_us and last >= now_us)) then
+  redis.call('INCR', KEYS[4])
+  fence = redis.call('GET', KEYS[4])
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
+else
+  redis.call('SET', KEYS[4], fence, 'PX', ARGV[4])
 end
-redis.call('SET', KEYS[4], fence, 'PX', ARGV[4])
 return {1, fence}

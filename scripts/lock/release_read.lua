@@ -23,8 +23,7 @@ redis.call('ZREM', KEYS[1], ARGV[1])
 if tonumber(expiry) <= now_ms then
   return 0
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
-if redis.call('ZCARD', KEYS[1]) == 0 then
+if redis.call('ZCOUNT', KEYS[1], '(' .. now_ms, '+inf') == 0 then
   redis.call(ARGV[2], ARGV[3], 'r')
 end
 return 1

@@ -21,8 +21,9 @@ if tonumber(expiry) <= now_ms then
   redis.call('ZREM', KEYS[1], ARGV[1])
   return 0
 end
-local new_expiry = now_ms + tonumber(ARGV[2])
-redis.call('ZADD', KEYS[1], 'XX', new_expiry, ARGV[1])
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIRE', KEYS[1], math.max(1, tonumber(last[2]) - now_ms))
+local ttl_ms = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], 'XX', now_ms + ttl_ms, ARGV[1])
+if redis.call('PTTL', KEYS[1]) < ttl_ms then
+  redis.call('PEXPIRE', KEYS[1], ttl_ms)
+end
 return 1

@@ -6,7 +6,6 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use distkit_core::scripts::INT64_LIB;
 use distkit_core::{KeyLayout, LuaScript, RedisConnection};
 
 use crate::LockOptions;
@@ -19,16 +18,14 @@ use crate::notify::Notifier;
 pub(crate) const FENCE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
 pub(crate) static ACQUIRE_WRITE: LazyLock<LuaScript> = LazyLock::new(|| {
-    LuaScript::with_libraries(
+    LuaScript::new(
         "lock/acquire_write",
-        &[INT64_LIB],
         include_str!("../scripts/acquire_write.lua"),
     )
 });
 pub(crate) static ACQUIRE_READ: LazyLock<LuaScript> = LazyLock::new(|| {
-    LuaScript::with_libraries(
+    LuaScript::new(
         "lock/acquire_read",
-        &[INT64_LIB],
         include_str!("../scripts/acquire_read.lua"),
     )
 });

@@ -947,3 +947,32 @@ async fn holder_whose_cluster_shard_freezes_turns_lost_before_the_lease_ends() {
     assert_eq!(guard.release().await.unwrap(), LockGuardState::Lost);
     assert_eq!(next.release().await.unwrap(), LockGuardState::Released);
 }
+
+both!(fencing_tokens_stay_above_a_fence_ahead_of_the_server_clock);
+async fn fencing_tokens_stay_above_a_fence_ahead_of_the_server_clock(mode: Mode) {
+    // A fence ahead of the clock: a burst within one microsecond, or a
+    // server clock that stepped back. Tokens continue from the fence.
+    let key = new_key("fence_ahead");
+    let conn = connect(mode).await;
+    let fence_key = format!("distkit:lock:{{{}}}:fence", key.as_str());
+    let mut raw = conn.clone();
+    for (stored, expected) in [
+        ("9000000000000000", 9_000_000_000_000_001u64),
+        ("12345678901234567", 12_345_678_901_234_568),
+    ] {
+        let _: () = redis::cmd("SET")
+            .arg(&fence_key)
+            .arg(stored)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        let mutex = Mutex::new(options(&key, conn.clone()).build().unwrap());
+        let guard = mutex.lock().await.unwrap();
+        assert_eq!(guard.fencing_token(), expected);
+        guard.release().await.unwrap();
+        let lock = RwLock::new(options(&key, conn.clone()).build().unwrap());
+        let reader = lock.read().await.unwrap();
+        assert_eq!(reader.fencing_token(), expected + 1);
+        reader.release().await.unwrap();
+    }
+}
