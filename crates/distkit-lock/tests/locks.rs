@@ -976,3 +976,42 @@ async fn fencing_tokens_stay_above_a_fence_ahead_of_the_server_clock(mode: Mode)
         reader.release().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resp3_cluster_client_is_used_for_sharded_notifications() {
+    // With a RESP3 cluster client the subscriber rides on the user's own
+    // client configuration; a release wakes the waiter long before its poll.
+    let urls: Vec<String> = shared_cluster()
+        .urls()
+        .iter()
+        .map(|url| format!("{}/?protocol=resp3", url.trim_end_matches('/')))
+        .collect();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let key = new_key("resp3");
+    let retry_interval = Duration::from_secs(5);
+    let holder = Mutex::new(
+        options(&key, RedisConnection::open_cluster(&urls).await.unwrap())
+            .retry_interval(retry_interval)
+            .build()
+            .unwrap(),
+    );
+    let waiter = Mutex::new(
+        options(&key, RedisConnection::open_cluster(&urls).await.unwrap())
+            .retry_interval(retry_interval)
+            .build()
+            .unwrap(),
+    );
+    let guard = holder.lock().await.unwrap();
+    let waiting = tokio::spawn(async move {
+        let guard = waiter.lock().await.unwrap();
+        (Instant::now(), guard)
+    });
+    // Let the waiter subscribe and settle into its wait.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let released_at = Instant::now();
+    guard.release().await.unwrap();
+    let (acquired_at, next) = waiting.await.unwrap();
+    let gap = acquired_at.saturating_duration_since(released_at);
+    assert!(gap < retry_interval / 5, "woken after {gap:?}");
+    next.release().await.unwrap();
+}
