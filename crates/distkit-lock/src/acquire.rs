@@ -81,10 +81,12 @@ async fn cancel_pending(core: &LockCore, token: &str) -> Result<(), LockError> {
     Ok(())
 }
 
-/// How long a pending-writer mark lives without refresh. A waiting writer
-/// refreshes it on every attempt, at least once per retry interval.
+/// How long a pending-writer mark lives without refresh: three retry
+/// intervals, at least 500 ms. A waiting writer refreshes it on every
+/// attempt, at least once per retry interval; the floor keeps a short retry
+/// interval from dropping the writer's preference on a slow round trip.
 fn pending_ttl(core: &LockCore) -> Duration {
-    (core.options.retry_interval * 3).max(Duration::from_millis(100))
+    (core.options.retry_interval * 3).max(Duration::from_millis(500))
 }
 
 /// One attempt: `Ok(Some(fencing_token))` when acquired, `Ok(None)` when busy.

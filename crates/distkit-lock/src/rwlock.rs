@@ -6,7 +6,7 @@
 //! **writer-preferring**: once a writer waits, new readers wait behind it,
 //! so a steady stream of readers cannot starve writers. A waiting writer
 //! leaves a pending mark that expires (three retry intervals, at least
-//! 100 ms) unless refreshed, and is removed at once when the writer stops
+//! 500 ms) unless refreshed, and is removed at once when the writer stops
 //! waiting, so a writer that gives up, is cancelled or crashes never blocks
 //! readers for long.
 //!
