@@ -9,6 +9,8 @@
 -- pending mark goes, a message is published so that waiting readers retry
 -- at once instead of at their next poll.
 --
+-- The message is best effort (redis.pcall), as in release_write.lua.
+--
 -- Complexity: O(log n + e) with n pending writers and e expired marks.
 -- Invariant: a writer that stops waiting (gave up, timed out, cancelled)
 -- blocks no reader any longer.
@@ -18,6 +20,6 @@ local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local removed = redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
 if removed == 1 and redis.call('ZCARD', KEYS[1]) == 0 then
-  redis.call(ARGV[2], ARGV[3], 'c')
+  redis.pcall(ARGV[2], ARGV[3], 'c')
 end
 return removed

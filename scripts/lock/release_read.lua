@@ -10,6 +10,8 @@
 -- release message is published when the last live reader leaves, which is
 -- when a waiting writer can proceed.
 --
+-- The message is best effort (redis.pcall), as in release_write.lua.
+--
 -- Complexity: O(log n) with n readers.
 -- Invariant: a reader only ever removes its own entry.
 
@@ -24,6 +26,6 @@ if tonumber(expiry) <= now_ms then
   return 0
 end
 if redis.call('ZCOUNT', KEYS[1], '(' .. now_ms, '+inf') == 0 then
-  redis.call(ARGV[2], ARGV[3], 'r')
+  redis.pcall(ARGV[2], ARGV[3], 'r')
 end
 return 1

@@ -9,6 +9,9 @@
 -- published on ARGV[3]), 0 when the caller no longer owned it (expired or
 -- taken by another owner): nothing is changed then.
 --
+-- The release message is best effort (redis.pcall): a server without
+-- SPUBLISH (Redis < 7) still releases, and waiters fall back to polling.
+--
 -- Complexity: O(1).
 -- Invariant: only the owner token that holds the lease can delete it.
 
@@ -16,5 +19,5 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
 redis.call('DEL', KEYS[1])
-redis.call(ARGV[2], ARGV[3], 'w')
+redis.pcall(ARGV[2], ARGV[3], 'w')
 return 1
