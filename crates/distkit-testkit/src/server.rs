@@ -282,7 +282,12 @@ impl RedisServer {
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            // Not inherited: a test harness that captures the test's stderr
+            // through a pipe (rustdoc running doctests) waits for EOF on it,
+            // which the server would hold open until the watchdog kills it,
+            // and the watchdog waits for the test process to be reaped: a
+            // deadlock. The server logs to `redis.log` in its directory.
+            .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("distkit-testkit: cannot run sh: {e}"));
         let mut line = String::new();

@@ -1,0 +1,234 @@
+//! The acquisition loop shared by `Mutex` and `RwLock`: try, then wait for a
+//! release notification or the retry interval, within the caller's bound.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::LockError;
+use crate::core::{ACQUIRE_READ, ACQUIRE_WRITE, CANCEL_PENDING, FENCE_TTL, LockCore, millis};
+use crate::lease::{Lease, LeaseKind};
+use crate::notify::Subscription;
+
+/// How long an acquisition may wait.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Bound {
+    /// One attempt; busy is [`LockError::WouldBlock`].
+    Once,
+    /// Until acquired, or until the deadline when there is one.
+    Wait(Option<Duration>),
+    /// At most this many attempts, and within the deadline when there is one.
+    Attempts(u32, Option<Duration>),
+}
+
+/// What is being acquired.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target {
+    /// A mutex lease: exclusive, no pending-writer mark.
+    Mutex,
+    /// An `RwLock` write lease: exclusive, marks itself pending while waiting.
+    Write,
+    /// An `RwLock` read lease.
+    Read,
+}
+
+/// A pending-writer mark that may exist in Redis for `token`. Removed when
+/// the wait ends without the lease (at once, or from `Drop` when the waiting
+/// future is dropped), so a cancelled writer never blocks readers.
+struct PendingMark {
+    core: Arc<LockCore>,
+    token: String,
+    armed: bool,
+}
+
+impl PendingMark {
+    async fn cancel(mut self) {
+        self.armed = false;
+        if let Err(error) = cancel_pending(&self.core, &self.token).await {
+            tracing::debug!(%error, "distkit lock: pending-writer mark not removed; it expires");
+        }
+    }
+}
+
+impl Drop for PendingMark {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let core = self.core.clone();
+        let token = std::mem::take(&mut self.token);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            drop(handle.spawn(async move {
+                if let Err(error) = cancel_pending(&core, &token).await {
+                    tracing::debug!(%error, "distkit lock: pending-writer mark not removed; it expires");
+                }
+            }));
+        }
+    }
+}
+
+async fn cancel_pending(core: &LockCore, token: &str) -> Result<(), LockError> {
+    let mut connection = core.connection();
+    let _: i64 = CANCEL_PENDING
+        .call()
+        .key(&core.keys.pending)
+        .arg(token)
+        .arg(core.publish)
+        .arg(&core.keys.channel)
+        .invoke(&mut connection)
+        .await?;
+    Ok(())
+}
+
+/// How long a pending-writer mark lives without refresh: three retry
+/// intervals, at least 500 ms. A waiting writer refreshes it on every
+/// attempt, at least once per retry interval; the floor keeps a short retry
+/// interval from dropping the writer's preference on a slow round trip.
+fn pending_ttl(core: &LockCore) -> Duration {
+    (core.options.retry_interval * 3).max(Duration::from_millis(500))
+}
+
+/// One attempt: `Ok(Some(fencing_token))` when acquired, `Ok(None)` when busy.
+async fn attempt(
+    core: &LockCore,
+    target: Target,
+    token: &str,
+    mark_pending: bool,
+) -> Result<Option<u64>, LockError> {
+    let mut connection = core.connection();
+    let keys = &core.keys;
+    let call = match target {
+        Target::Mutex | Target::Write => {
+            let pending = if mark_pending {
+                millis(pending_ttl(core))
+            } else {
+                0
+            };
+            ACQUIRE_WRITE
+                .call()
+                .key(&keys.owner)
+                .key(&keys.readers)
+                .key(&keys.pending)
+                .key(&keys.fence)
+                .arg(token)
+                .arg(millis(core.options.ttl))
+                .arg(pending)
+                .arg(millis(FENCE_TTL))
+        }
+        Target::Read => ACQUIRE_READ
+            .call()
+            .key(&keys.owner)
+            .key(&keys.readers)
+            .key(&keys.pending)
+            .key(&keys.fence)
+            .arg(token)
+            .arg(millis(core.options.ttl))
+            .arg(millis(FENCE_TTL)),
+    };
+    let (acquired, detail): (i64, String) = call.invoke(&mut connection).await?;
+    if acquired != 1 {
+        return Ok(None);
+    }
+    detail.parse::<u64>().map(Some).map_err(|_| {
+        LockError::Redis(distkit_core::DistkitError::unexpected_reply(
+            "lock.acquire",
+            format!("fencing token is not an unsigned integer: {detail:?}"),
+        ))
+    })
+}
+
+/// Acquires `target` on `core` within `bound`.
+pub(crate) async fn acquire(
+    core: &Arc<LockCore>,
+    target: Target,
+    bound: Bound,
+) -> Result<Lease, LockError> {
+    let started = Instant::now();
+    let token = core.new_token();
+    let kind = match target {
+        Target::Mutex | Target::Write => LeaseKind::Write,
+        Target::Read => LeaseKind::Read,
+    };
+    let deadline = match bound {
+        Bound::Once => None,
+        Bound::Wait(limit) | Bound::Attempts(_, limit) => limit.map(|d| started + d),
+    };
+    let mark_pending = matches!(target, Target::Write) && !matches!(bound, Bound::Once);
+    // Armed before the first call: a call whose reply is lost may still
+    // have left a mark.
+    let mut mark = mark_pending.then(|| PendingMark {
+        core: core.clone(),
+        token: token.clone(),
+        armed: true,
+    });
+    let mut subscription: Option<Subscription> = None;
+    let mut attempts: u32 = 0;
+    loop {
+        attempts = attempts.saturating_add(1);
+        if let Some(subscription) = subscription.as_mut() {
+            subscription.mark_seen();
+        }
+        let sent = Instant::now();
+        let outcome = attempt(core, target, &token, mark_pending).await;
+        let fencing_token = match outcome {
+            Ok(Some(fencing_token)) => fencing_token,
+            Ok(None) => {
+                let give_up = match bound {
+                    Bound::Once => Some(LockError::WouldBlock {
+                        key: core.key_name(),
+                    }),
+                    Bound::Attempts(max, _) if attempts >= max => {
+                        Some(LockError::RetriesExhausted {
+                            key: core.key_name(),
+                            attempts,
+                        })
+                    }
+                    _ => match deadline {
+                        Some(deadline) if Instant::now() >= deadline => Some(LockError::Timeout {
+                            key: core.key_name(),
+                            waited: started.elapsed(),
+                        }),
+                        _ => None,
+                    },
+                };
+                if let Some(error) = give_up {
+                    if let Some(mark) = mark.take() {
+                        mark.cancel().await;
+                    }
+                    return Err(error);
+                }
+                let mut pause = core.options.retry_interval;
+                if let Some(deadline) = deadline {
+                    pause = pause.min(deadline.saturating_duration_since(Instant::now()));
+                }
+                match subscription.as_mut() {
+                    Some(subscription) => subscription.wait(pause).await,
+                    // First wait: subscribe, then retry at once, so a release
+                    // between the failed attempt and the subscription is not
+                    // missed.
+                    None => subscription = Some(core.notifier.subscribe(pause).await),
+                }
+                continue;
+            }
+            Err(error) => {
+                if let Some(mark) = mark.take() {
+                    mark.cancel().await;
+                }
+                return Err(error);
+            }
+        };
+        // The acquire script removed this writer's pending mark.
+        if let Some(mut mark) = mark.take() {
+            mark.armed = false;
+        }
+        return Ok(Lease::start(
+            core.clone(),
+            kind,
+            token,
+            fencing_token,
+            attempts,
+            sent,
+        ));
+    }
+}

@@ -1,0 +1,53 @@
+-- lock/acquire_read.lua: add a shared (reader) lease.
+--
+-- KEYS[1] owner    string: the writer's owner token (PX = ttl)
+-- KEYS[2] readers  zset: reader owner token -> lease expiry (server ms)
+-- KEYS[3] pending  zset: waiting writer token -> mark expiry (server ms)
+-- KEYS[4] fence    string: the last fencing token handed out (decimal)
+-- ARGV[1] owner token of this acquisition (unique per acquisition)
+-- ARGV[2] lease ttl in ms (positive integer)
+-- ARGV[3] fence key ttl in ms
+--
+-- Returns {1, fencing_token} when acquired, {0, "writer"} when a writer holds
+-- the lease, {0, "pending"} when a writer waits (writer preference: new
+-- readers wait behind it until it acquires, gives up, or its mark expires).
+--
+-- Complexity: O(log n + e) with n readers/pending writers and e expired
+-- entries pruned.
+-- Invariants: no reader entry is added while a writer holds the lease or a
+-- live pending-writer mark exists; the readers key lives as long as its
+-- longest lease.
+
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_us = t[1] .. string.format('%06d', tonumber(t[2]))
+local token = ARGV[1]
+local ttl_ms = tonumber(ARGV[2])
+
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {0, 'writer'}
+end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
+  if redis.call('ZCARD', KEYS[3]) > 0 then
+    return {0, 'pending'}
+  end
+end
+
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
+redis.call('ZADD', KEYS[2], now_ms + ttl_ms, token)
+if redis.call('PTTL', KEYS[2]) < ttl_ms then
+  redis.call('PEXPIRE', KEYS[2], ttl_ms)
+end
+
+-- Fencing token: as in acquire_write.lua.
+local last = redis.call('GET', KEYS[4])
+local fence = now_us
+if last and (#last > #now_us or (#last == #now_us and last >= now_us)) then
+  redis.call('INCR', KEYS[4])
+  fence = redis.call('GET', KEYS[4])
+  redis.call('PEXPIRE', KEYS[4], ARGV[3])
+else
+  redis.call('SET', KEYS[4], fence, 'PX', ARGV[3])
+end
+return {1, fence}

@@ -1,0 +1,70 @@
+-- lock/acquire_write.lua: take the exclusive (writer / mutex) lease.
+--
+-- KEYS[1] owner    string: the writer's owner token, expires with PX = ttl
+-- KEYS[2] readers  zset: reader owner token -> lease expiry (server ms)
+-- KEYS[3] pending  zset: waiting writer token -> mark expiry (server ms)
+-- KEYS[4] fence    string: the last fencing token handed out (decimal)
+-- ARGV[1] owner token of this acquisition (unique per acquisition)
+-- ARGV[2] lease ttl in ms (positive integer)
+-- ARGV[3] pending-writer mark ttl in ms; "0" leaves no mark when busy
+-- ARGV[4] fence key ttl in ms
+--
+-- Returns {1, fencing_token} when acquired (fencing_token a decimal string),
+-- {0, "writer"} when another writer holds the lease, {0, "readers"} when live
+-- readers hold it. When busy and ARGV[3] > 0 the caller is (re)marked as a
+-- pending writer, which makes new readers wait (writer preference).
+--
+-- Complexity: O(log n + e) with n readers/pending writers and e expired
+-- entries pruned.
+-- Invariants: at most one live owner token; no owner while a live reader
+-- exists; every fencing token is greater than every token handed out before
+-- for this lock (see acquire_fence below).
+
+local t = redis.call('TIME')
+local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_us = t[1] .. string.format('%06d', tonumber(t[2]))
+local token = ARGV[1]
+local pending_ttl_ms = tonumber(ARGV[3])
+
+local function mark_pending()
+  if pending_ttl_ms > 0 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
+    redis.call('ZADD', KEYS[3], now_ms + pending_ttl_ms, token)
+    if redis.call('PTTL', KEYS[3]) < pending_ttl_ms then
+      redis.call('PEXPIRE', KEYS[3], pending_ttl_ms)
+    end
+  end
+end
+
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  mark_pending()
+  return {0, 'writer'}
+end
+-- The sets are usually absent for a mutex: touch them only when present.
+if redis.call('EXISTS', KEYS[2], KEYS[3]) > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
+  if redis.call('ZCARD', KEYS[2]) > 0 then
+    mark_pending()
+    return {0, 'readers'}
+  end
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
+  redis.call('ZREM', KEYS[3], token)
+end
+
+redis.call('SET', KEYS[1], token, 'PX', ARGV[2])
+
+-- Fencing token: max(last + 1, server time in microseconds), exact and
+-- without Lua numbers: the comparison is on canonical positive decimal
+-- strings (longer is larger; equal lengths compare lexicographically) and
+-- the + 1, needed only when the last token is not below the clock, is an
+-- INCR done by Redis.
+local last = redis.call('GET', KEYS[4])
+local fence = now_us
+if last and (#last > #now_us or (#last == #now_us and last >= now_us)) then
+  redis.call('INCR', KEYS[4])
+  fence = redis.call('GET', KEYS[4])
+  redis.call('PEXPIRE', KEYS[4], ARGV[4])
+else
+  redis.call('SET', KEYS[4], fence, 'PX', ARGV[4])
+end
+return {1, fence}
