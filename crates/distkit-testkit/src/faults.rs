@@ -136,6 +136,12 @@ pub const WORKER_RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
 impl Endpoint {
     /// A new connection with [`WORKER_RESPONSE_TIMEOUT`]; retries until it
     /// connects (the target may be in the middle of a fault).
+    ///
+    /// Cluster connections are built with `retries(0)`: by default the
+    /// redis-rs cluster client resends a request whose connection dropped,
+    /// which applies a non-idempotent command (`INCRBY`, an increment
+    /// script) twice when the first copy had already run. The fault rounds
+    /// catch that as a linearizability violation.
     pub async fn connection(&self) -> WorkerConnection {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -156,6 +162,10 @@ impl Endpoint {
                     match redis::cluster::ClusterClient::builder(urls.clone())
                         .response_timeout(WORKER_RESPONSE_TIMEOUT)
                         .connection_timeout(WORKER_RESPONSE_TIMEOUT)
+                        // redis-rs retries a request whose connection dropped,
+                        // even after the server ran it: an INCRBY applied
+                        // twice. Workers must see such errors as unknown.
+                        .retries(0)
                         .build()
                     {
                         Ok(client) => client

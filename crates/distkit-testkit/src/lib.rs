@@ -38,6 +38,7 @@ mod ports;
 mod prefix;
 mod proxy;
 mod server;
+pub mod workloads;
 
 pub use cluster::{RedisCluster, shared_cluster};
 pub use prefix::unique_prefix;

@@ -18,7 +18,7 @@
 //! the operations concurrent with that one, and the end of the longest
 //! linearization the search found for the prefix.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::hash::Hash;
 
@@ -266,8 +266,10 @@ fn search<M: Model>(model: &M, ops: &[Operation<M::Op, M::Ret>], budget: u64) ->
     let known_total = ops.iter().filter(|op| op.is_ok()).count();
     let mut known_placed = 0;
     let words = n.div_ceil(64).max(1);
+    // Placed operations with a known outcome, and with an unknown one.
     let mut placed = vec![0u64; words];
-    let mut cache: HashSet<(Vec<u64>, M::State)> = HashSet::new();
+    let mut placed_unknown = vec![0u64; words];
+    let mut cache = Cache::<M::State>::default();
     let mut stack: Vec<(usize, M::State)> = Vec::new();
     let mut longest: Vec<usize> = Vec::new();
     let mut state = model.init();
@@ -291,8 +293,13 @@ fn search<M: Model>(model: &M, ops: &[Operation<M::Op, M::Ret>], budget: u64) ->
                 _ => None,
             };
             if let Some(new_state) = model.step(&state, &op.op, ret) {
-                flip(&mut placed, index);
-                if cache.insert((placed.clone(), new_state.clone())) {
+                let bits = if op.is_ok() {
+                    &mut placed
+                } else {
+                    &mut placed_unknown
+                };
+                flip(bits, index);
+                if cache.insert(&placed, &placed_unknown, &new_state) {
                     stack.push((entry, std::mem::replace(&mut state, new_state)));
                     if op.is_ok() {
                         known_placed += 1;
@@ -304,7 +311,12 @@ fn search<M: Model>(model: &M, ops: &[Operation<M::Op, M::Ret>], budget: u64) ->
                     entry = get(&next, head);
                     continue;
                 }
-                flip(&mut placed, index);
+                let bits = if op.is_ok() {
+                    &mut placed
+                } else {
+                    &mut placed_unknown
+                };
+                flip(bits, index);
             }
             entry = get(&next, entry);
         } else {
@@ -314,14 +326,51 @@ fn search<M: Model>(model: &M, ops: &[Operation<M::Op, M::Ret>], budget: u64) ->
                 return Search::Failed { longest };
             };
             let index = call / 2;
-            flip(&mut placed, index);
             if ops.get(index).is_some_and(|op| op.is_ok()) {
+                flip(&mut placed, index);
                 known_placed -= 1;
+            } else {
+                flip(&mut placed_unknown, index);
             }
             state = previous;
             unlift(&mut next, &mut prev, call);
             entry = get(&next, call);
         }
+    }
+}
+
+/// Lowe's memo of visited configurations, with a dominance rule for
+/// operations of unknown outcome: a configuration (known placed `K`, state
+/// `s`, unknown placed `U`) can do nothing that an already visited
+/// (`K`, `s`, `U'`) with `U'` a subset of `U` could not (the unknown
+/// operations need never be placed), so it is pruned. Without this rule,
+/// every subset of the pending unknown operations is a new configuration.
+struct Cache<S> {
+    visited: HashMap<(Vec<u64>, S), Vec<Vec<u64>>>,
+}
+
+impl<S> Default for Cache<S> {
+    fn default() -> Self {
+        Self {
+            visited: HashMap::new(),
+        }
+    }
+}
+
+impl<S: Clone + Eq + Hash> Cache<S> {
+    /// Records the configuration; false if it (or one dominating it) was seen.
+    fn insert(&mut self, known: &[u64], unknown: &[u64], state: &S) -> bool {
+        let seen = self
+            .visited
+            .entry((known.to_vec(), state.clone()))
+            .or_default();
+        let subset = |small: &[u64], big: &[u64]| small.iter().zip(big).all(|(s, b)| s & !b == 0);
+        if seen.iter().any(|earlier| subset(earlier, unknown)) {
+            return false;
+        }
+        seen.retain(|earlier| !subset(unknown, earlier));
+        seen.push(unknown.to_vec());
+        true
     }
 }
 

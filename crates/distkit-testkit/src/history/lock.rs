@@ -229,3 +229,53 @@ pub fn assert_lock_history(acquisitions: &[LockAcquisition]) {
         );
     }
 }
+
+/// A thread-safe list of [`LockAcquisition`]s, cheap to clone.
+///
+/// ```
+/// use distkit_testkit::history::{LockAcquisition, LockLog, LockMode};
+///
+/// let log = LockLog::new();
+/// log.record(LockAcquisition {
+///     holder: "a".into(),
+///     mode: LockMode::Exclusive,
+///     acquire_invoked_ns: 0,
+///     acquired_ns: 1,
+///     released_ns: Some(5),
+///     lease_valid_until_ns: 100,
+///     fencing_token: Some(1),
+/// });
+/// assert!(log.check().is_empty());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct LockLog {
+    acquisitions: std::sync::Arc<std::sync::Mutex<Vec<LockAcquisition>>>,
+}
+
+impl LockLog {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one acquisition.
+    pub fn record(&self, acquisition: LockAcquisition) {
+        self.acquisitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(acquisition);
+    }
+
+    /// A snapshot of the acquisitions.
+    pub fn acquisitions(&self) -> Vec<LockAcquisition> {
+        self.acquisitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// [`check_lock_history`] over the snapshot.
+    pub fn check(&self) -> Vec<LockViolation> {
+        check_lock_history(&self.acquisitions())
+    }
+}

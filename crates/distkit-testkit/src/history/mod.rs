@@ -33,5 +33,7 @@ pub use counter::{Comparison, CounterCall, CounterModel, CounterOp, CounterRet};
 pub use lax::{LaxLedger, LaxViolation};
 pub use linearizability::{CheckOptions, CheckOutcome, Model, Violation, check_linearizable};
 pub use lines::{LineCodec, LineError, from_lines, to_lines};
-pub use lock::{LockAcquisition, LockMode, LockViolation, assert_lock_history, check_lock_history};
+pub use lock::{
+    LockAcquisition, LockLog, LockMode, LockViolation, assert_lock_history, check_lock_history,
+};
 pub use record::{Clock, History, Operation, Outcome, PendingOperation};
