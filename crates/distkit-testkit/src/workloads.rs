@@ -51,15 +51,61 @@ pub fn random_counter_call(rng: &mut SplitMix) -> CounterCall {
     }
 }
 
+/// Whether `error` proves the command never ran: the connection was
+/// refused or never found, or the server rejected the command before
+/// running it (`MOVED`, `ASK`, `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`,
+/// `READONLY`, `LOADING`). Every other error (a reset, a timeout, a dropped
+/// connection) leaves the outcome unknown. An error raised *inside* a Lua
+/// script is not in this list: the script may have written before it.
+pub fn never_applied(error: &redis::RedisError) -> bool {
+    error.is_connection_refusal()
+        || error.kind() == redis::ErrorKind::ClusterConnectionNotFound
+        || matches!(
+            error.code(),
+            Some(
+                "MOVED"
+                    | "ASK"
+                    | "TRYAGAIN"
+                    | "CLUSTERDOWN"
+                    | "MASTERDOWN"
+                    | "READONLY"
+                    | "LOADING"
+            )
+        )
+}
+
+/// Records `reply` on `pending`: `Ok`, failed when [`never_applied`],
+/// unknown otherwise. Returns whether it was `Ok`.
+pub fn record_reply<Op, Ret>(
+    pending: crate::history::PendingOperation<Op, Ret>,
+    reply: redis::RedisResult<Ret>,
+) -> bool {
+    match reply {
+        Ok(ret) => {
+            pending.ok(ret);
+            true
+        }
+        Err(e) if never_applied(&e) => {
+            pending.failed(e);
+            false
+        }
+        Err(e) => {
+            pending.unknown(e);
+            false
+        }
+    }
+}
+
 /// Runs `op` with raw commands (`INCRBY`, `GET`, `SET`) and records it in
-/// `history` as `process`; every error is recorded as an unknown outcome.
-/// Conditional calls are not raw commands and are recorded as failed.
+/// `history` as `process` (errors as [`record_reply`] says). Conditional
+/// calls are not raw commands and are recorded as failed. Returns whether
+/// the call succeeded, so callers can back off after errors.
 pub async fn raw_counter_step<C: ConnectionLike + Send>(
     conn: &mut C,
     history: &History<CounterOp, CounterRet>,
     process: u64,
     op: CounterOp,
-) {
+) -> bool {
     let key = op.key.clone();
     let call = op.call;
     let pending = history.invoke(process, op);
@@ -70,23 +116,27 @@ pub async fn raw_counter_step<C: ConnectionLike + Send>(
                 .arg(n)
                 .query_async(conn)
                 .await;
-            pending.finish(reply.map(CounterRet::Value));
+            record_reply(pending, reply.map(CounterRet::Value))
         }
         CounterCall::Get => {
             let reply: redis::RedisResult<Option<i64>> =
                 redis::cmd("GET").arg(&key).query_async(conn).await;
-            pending.finish(reply.map(|v| CounterRet::Value(v.unwrap_or(0))));
+            record_reply(pending, reply.map(|v| CounterRet::Value(v.unwrap_or(0))))
         }
         CounterCall::Set(v) => {
             let reply: redis::RedisResult<()> =
                 redis::cmd("SET").arg(&key).arg(v).query_async(conn).await;
-            pending.finish(reply.map(|()| CounterRet::Value(v)));
+            record_reply(pending, reply.map(|()| CounterRet::Value(v)))
         }
         CounterCall::IncIf(..) | CounterCall::SetIf(..) => {
             pending.failed("not a raw command");
+            false
         }
     }
 }
+
+/// Pause after a failed call, so a worker does not spin on a dead server.
+pub const ERROR_BACKOFF: Duration = Duration::from_millis(20);
 
 /// Raw `INCRBY` / `GET` / `SET` traffic from every worker on a few shared
 /// keys. Keys are replaced by fresh ones every
@@ -170,7 +220,9 @@ impl RawCounterWorkload {
                 }
                 continue;
             }
-            raw_counter_step(&mut conn, &history, process, CounterOp::new(key, call)).await;
+            if !raw_counter_step(&mut conn, &history, process, CounterOp::new(key, call)).await {
+                tokio::time::sleep(ERROR_BACKOFF).await;
+            }
         }
     }
 }
