@@ -5,8 +5,10 @@
 //! A round on a single node (behind a [`FaultProxy`], `appendonly yes` with
 //! `appendfsync always`, so acknowledged writes survive a restart):
 //!
-//! 1. steady traffic; 2. **cut** every connection; 3. **pause** all traffic
-//! for [`FaultPlan::pause`] (set it longer than the lock TTL under test);
+//! 1. steady traffic;
+//! 2. **cut** every connection;
+//! 3. **pause** all traffic for [`FaultPlan::pause`] (set it longer than
+//!    the lock TTL under test);
 //! 4. **restart** Redis (SIGKILL, start again on the same port and data);
 //! 5. let the clients **recover**.
 //!

@@ -184,13 +184,15 @@ impl<Op: fmt::Debug, Ret: fmt::Debug, State: fmt::Debug> fmt::Display
     }
 }
 
+type Parts<Op, Ret> = BTreeMap<String, Vec<Operation<Op, Ret>>>;
+
 /// Checks `operations` against `model`, part by part.
 pub fn check_linearizable<M: Model>(
     model: &M,
     operations: &[Operation<M::Op, M::Ret>],
     options: CheckOptions,
 ) -> CheckOutcome<M::Op, M::Ret, M::State> {
-    let mut parts: BTreeMap<String, Vec<Operation<M::Op, M::Ret>>> = BTreeMap::new();
+    let mut parts: Parts<M::Op, M::Ret> = BTreeMap::new();
     for operation in operations {
         if matches!(operation.outcome, Outcome::Failed(_)) {
             continue;
@@ -247,7 +249,7 @@ fn search<M: Model>(model: &M, ops: &[Operation<M::Op, M::Ret>], budget: u64) ->
     let time = |entry: usize| -> (u64, u8) {
         let op = ops.get(entry / 2);
         match op {
-            Some(op) if entry % 2 == 0 => (op.invoked_ns, 0),
+            Some(op) if entry.is_multiple_of(2) => (op.invoked_ns, 0),
             Some(op) => (op.effective_return_ns(), 1),
             None => (u64::MAX, 1),
         }
@@ -283,7 +285,7 @@ fn search<M: Model>(model: &M, ops: &[Operation<M::Op, M::Ret>], budget: u64) ->
         if steps > budget {
             return Search::Exhausted { steps };
         }
-        if entry != NIL && entry % 2 == 0 {
+        if entry != NIL && entry.is_multiple_of(2) {
             let index = entry / 2;
             let Some(op) = ops.get(index) else {
                 return Search::Failed { longest };

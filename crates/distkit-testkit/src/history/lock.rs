@@ -203,15 +203,14 @@ pub fn check_lock_history(acquisitions: &[LockAcquisition]) -> Vec<LockViolation
     }
     let mut seen: HashMap<u64, &LockAcquisition> = HashMap::new();
     for a in tokened.iter().filter(|a| a.mode == LockMode::Exclusive) {
-        if let Some(token) = a.fencing_token {
-            if let Some(first) = seen.insert(token, a)
-                && violations.len() < MAX_REPORTED
-            {
-                violations.push(LockViolation::DuplicateToken {
-                    first: first.clone(),
-                    second: (*a).clone(),
-                });
-            }
+        if let Some(token) = a.fencing_token
+            && let Some(first) = seen.insert(token, a)
+            && violations.len() < MAX_REPORTED
+        {
+            violations.push(LockViolation::DuplicateToken {
+                first: first.clone(),
+                second: (*a).clone(),
+            });
         }
     }
     violations

@@ -16,6 +16,19 @@
 //! at any time after its invocation, so the checkers treat it as concurrent
 //! with everything after it (as Porcupine and Knossos do).
 //!
+//! # Checking a primitive
+//!
+//! Write a workload as in [`crate::workloads`]: each worker wraps every
+//! call in [`History::invoke`] and records the reply with
+//! [`PendingOperation::ok`], [`PendingOperation::failed`] (the call
+//! provably never ran, e.g. a typed argument error) or
+//! [`PendingOperation::unknown`] (any connection error or timeout). Run it
+//! with [`crate::faults::FaultPlan::run`], then check
+//! `history.operations()` with [`check_linearizable`] and [`CounterModel`]
+//! (strict counters: map `CounterComparator` to [`Comparison`]), a
+//! [`LockLog`] with [`check_lock_history`], or a [`LaxLedger`] with
+//! [`LaxLedger::check`] against the values read after the last flush.
+//!
 //! The checker is written here rather than taken from a crate: the ones on
 //! crates.io either model-check actor systems (stateright, whose
 //! linearizability tester has no notion of partitions, step budgets or
