@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use distkit_testkit::faults::{FaultPlan, FaultReport, FaultTarget};
 use distkit_testkit::history::*;
 use distkit_testkit::unique_prefix;
-use distkit_testkit::workloads::{RawCounterWorkload, RawLockWorkload};
+use distkit_testkit::workloads::{RawCounterWorkload, RawLaxWorkload, RawLockWorkload};
 
 const WORKERS: usize = 4;
 const LOCK_TTL: Duration = Duration::from_millis(300);
@@ -104,6 +104,40 @@ async fn lock(target: FaultTarget, name: &'static str) -> Row {
     }
 }
 
+async fn lax(target: FaultTarget, name: &'static str) -> Row {
+    let ledger = LaxLedger::new();
+    let recorder = ledger.clone();
+    let workload = RawLaxWorkload::new(unique_prefix("soak-lax"));
+    let keys = workload.keys();
+    let report = plan()
+        .run(&target, WORKERS, move |worker| {
+            workload.clone().run(worker, recorder.clone())
+        })
+        .await;
+    let mut conn = target.endpoint().connection().await;
+    let mut failures = Vec::new();
+    for key in &keys {
+        let value: Option<i64> = redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if let Err(violation) = ledger.check(key, value.unwrap_or(0)) {
+            failures.push(violation.to_string());
+        }
+    }
+    Row {
+        workload: "raw lax counter (batched INCRBY)",
+        target: name,
+        report,
+        operations: usize::try_from(ledger.acknowledged_count()).unwrap_or(usize::MAX)
+            + ledger.unknown_count(),
+        unknown: ledger.unknown_count(),
+        violations: failures.len(),
+        detail: (!failures.is_empty()).then(|| failures.join("\n")),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak() {
     let started = Instant::now();
@@ -112,8 +146,10 @@ async fn soak() {
         counter(FaultTarget::cluster(), "cluster"),
         lock(FaultTarget::single(), "single node"),
         lock(FaultTarget::cluster(), "cluster"),
+        lax(FaultTarget::single(), "single node"),
+        lax(FaultTarget::cluster(), "cluster"),
     );
-    let rows = [rows.0, rows.1, rows.2, rows.3];
+    let rows = [rows.0, rows.1, rows.2, rows.3, rows.4, rows.5];
     println!();
     println!(
         "{:<34} {:<12} {:>7} {:>7} {:>11} {:>8} {:>11}",

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use distkit_testkit::faults::{FaultPlan, FaultReport, FaultTarget};
 use distkit_testkit::history::*;
 use distkit_testkit::unique_prefix;
-use distkit_testkit::workloads::{RawCounterWorkload, RawLockWorkload};
+use distkit_testkit::workloads::{RawCounterWorkload, RawLaxWorkload, RawLockWorkload};
 
 const WORKERS: usize = 4;
 
@@ -157,4 +157,68 @@ async fn lock_holder_ignoring_its_lease_is_caught() {
         log.acquisitions().len()
     );
     println!("caught as expected:\n{}", violations[0]);
+}
+
+async fn run_lax(
+    target: &FaultTarget,
+    plan: FaultPlan,
+    workload: RawLaxWorkload,
+) -> (FaultReport, Vec<(String, Result<(), LaxViolation>)>) {
+    let ledger = LaxLedger::new();
+    let recorder = ledger.clone();
+    let keys = workload.keys();
+    let report = plan
+        .run(target, WORKERS, move |worker| {
+            workload.clone().run(worker, recorder.clone())
+        })
+        .await;
+    let mut conn = target.endpoint().connection().await;
+    let mut results = Vec::new();
+    for key in keys {
+        let value: Option<i64> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        results.push((key.clone(), ledger.check(&key, value.unwrap_or(0))));
+    }
+    (report, results)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_lax_counter_keeps_the_final_sum_across_fault_rounds() {
+    let target = FaultTarget::single();
+    let (report, results) = run_lax(
+        &target,
+        FaultPlan::rounds(10),
+        RawLaxWorkload::new(unique_prefix("verify-lax")),
+    )
+    .await;
+    println!("raw lax: {report}");
+    for (key, result) in results {
+        if let Err(violation) = result {
+            panic!("{key}: {violation}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lax_client_resending_unknown_flushes_is_caught() {
+    let target = FaultTarget::single();
+    let (_, results) = run_lax(
+        &target,
+        FaultPlan::rounds(2),
+        RawLaxWorkload::new(unique_prefix("verify-lax-broken")).retry_unknown_flushes(),
+    )
+    .await;
+    let caught: Vec<String> = results
+        .into_iter()
+        .filter_map(|(_, r)| r.err())
+        .map(|v| v.to_string())
+        .collect();
+    assert!(
+        !caught.is_empty(),
+        "a client applying flushes twice was not caught"
+    );
+    println!("caught as expected:\n{}", caught.join("\n"));
 }

@@ -324,3 +324,81 @@ impl RawLockWorkload {
         }
     }
 }
+
+/// A raw lax counter: each worker adds small increments locally and
+/// flushes their sum with one `INCRBY` every few increments. An
+/// acknowledged flush goes to the [`LaxLedger`] as acknowledged; a flush
+/// of unknown outcome as unknown (and is not sent again); a flush that
+/// provably never ran is kept for the next one.
+/// [`RawLaxWorkload::retry_unknown_flushes`] is the deliberately broken
+/// client that resends a flush of unknown outcome, counting it once.
+#[derive(Debug, Clone)]
+pub struct RawLaxWorkload {
+    prefix: String,
+    keys: u64,
+    retry_unknown: bool,
+}
+
+impl RawLaxWorkload {
+    /// Lax traffic on two keys under `prefix`.
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self {
+            prefix: prefix.into(),
+            keys: 2,
+            retry_unknown: false,
+        }
+    }
+
+    /// The deliberately broken client: a flush that failed with an unknown
+    /// outcome is sent again until acknowledged, and counted once.
+    pub fn retry_unknown_flushes(mut self) -> Self {
+        self.retry_unknown = true;
+        self
+    }
+
+    /// The keys this workload writes.
+    pub fn keys(&self) -> Vec<String> {
+        (0..self.keys)
+            .map(|slot| format!("{}:lax{slot}", self.prefix))
+            .collect()
+    }
+
+    /// One worker's loop, until the rounds end.
+    pub async fn run(self, worker: Worker, ledger: crate::history::LaxLedger) {
+        let mut conn = worker.endpoint().connection().await;
+        let keys = self.keys();
+        let mut rng = SplitMix::new(worker.index() as u64 + 101);
+        let mut pending: HashMap<String, i64> = HashMap::new();
+        while worker.running() {
+            let Some(key) = keys.get(rng.below(self.keys) as usize) else {
+                break;
+            };
+            *pending.entry(key.clone()).or_default() += 1 + rng.below(9) as i64;
+            if rng.below(4) != 0 {
+                continue;
+            }
+            let delta = pending.remove(key).unwrap_or(0);
+            loop {
+                let reply: redis::RedisResult<i64> = redis::cmd("INCRBY")
+                    .arg(key)
+                    .arg(delta)
+                    .query_async(&mut conn)
+                    .await;
+                match reply {
+                    Ok(_) => ledger.acknowledged(key, delta),
+                    Err(e) if never_applied(&e) => {
+                        *pending.entry(key.clone()).or_default() += delta;
+                    }
+                    Err(_) if self.retry_unknown && worker.running() => {
+                        tokio::time::sleep(ERROR_BACKOFF).await;
+                        continue;
+                    }
+                    Err(_) => ledger.unknown(key, delta),
+                }
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // What is left locally was never sent: nothing to account for.
+    }
+}

@@ -98,6 +98,16 @@ impl LaxLedger {
             .push(delta);
     }
 
+    /// Acknowledged increments over all keys.
+    pub fn acknowledged_count(&self) -> u64 {
+        self.lock().values().map(|s| s.acknowledged_count).sum()
+    }
+
+    /// Increments of unknown outcome over all keys.
+    pub fn unknown_count(&self) -> usize {
+        self.lock().values().map(|s| s.unknown.len()).sum()
+    }
+
     /// The keys with recorded increments.
     pub fn keys(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
