@@ -327,7 +327,7 @@ impl RawLockWorkload {
 
 /// A raw lax counter: each worker adds small increments locally and
 /// flushes their sum with one `INCRBY` every few increments. An
-/// acknowledged flush goes to the [`LaxLedger`] as acknowledged; a flush
+/// acknowledged flush goes to the [`LaxLedger`](crate::history::LaxLedger) as acknowledged; a flush
 /// of unknown outcome as unknown (and is not sent again); a flush that
 /// provably never ran is kept for the next one.
 /// [`RawLaxWorkload::retry_unknown_flushes`] is the deliberately broken
