@@ -8,7 +8,7 @@
 //!       [--duration-ms 3000] [--keys 2] [--seed 1]
 //! ```
 //!
-//! `--url` defaults to `REDIS_URL`. Histories are written with
+//! `--primitive` is an alias of `--workload`. `--url` defaults to `REDIS_URL`. Histories are written with
 //! `distkit_testkit::history::History::with_log` on the wall clock (the
 //! only clock OS processes share; see `Clock::Wall` for its limits), one
 //! line per invocation and per return; a member killed mid-operation leaves
@@ -70,7 +70,9 @@ fn parse() -> Result<Args, String> {
         (None, None) => return Err("give --url, --cluster or REDIS_URL".into()),
     };
     Ok(Args {
-        workload: take("workload").unwrap_or_else(|| "counter".into()),
+        workload: take("workload")
+            .or_else(|| take("primitive"))
+            .unwrap_or_else(|| "counter".into()),
         process: number("process", u64::from(std::process::id()))?,
         out: take("out").ok_or("--out is required")?.into(),
         prefix: take("prefix").ok_or("--prefix is required")?,
