@@ -452,7 +452,10 @@ fn explain<M: Model>(
         .collect();
     returns.sort_unstable();
     returns.dedup();
-    // Bisect for the first return time whose prefix fails; the whole part fails.
+    // Bisect for the first return time whose prefix fails; the whole part
+    // fails. Probes get a fraction of the budget (an exhausted probe counts
+    // as failing), so a report costs at most a few full searches.
+    let budget = (budget / 8).max(100_000);
     let (mut good, mut bad) = (0usize, returns.len());
     while bad > good + 1 {
         let middle = good + (bad - good) / 2;
