@@ -10,6 +10,10 @@
 //! - [`unique_prefix`]: a key prefix no other test (or run) uses.
 //! - [`FaultProxy`]: a loopback TCP proxy that cuts connections, refuses new
 //!   ones, pauses or delays traffic.
+//! - [`history`]: record concurrent histories and check them (linearizability,
+//!   lock exclusion and fencing, lax sums).
+//! - [`faults`]: run a workload through rounds of faults (cut, pause,
+//!   restart), then check what it recorded.
 //!
 //! A missing `redis-server` is a test failure with a message that says how to
 //! install it, never a silent skip.
@@ -28,10 +32,13 @@
 #![deny(missing_docs)]
 
 mod cluster;
+pub mod faults;
+pub mod history;
 mod ports;
 mod prefix;
 mod proxy;
 mod server;
+pub mod workloads;
 
 pub use cluster::{RedisCluster, shared_cluster};
 pub use prefix::unique_prefix;
