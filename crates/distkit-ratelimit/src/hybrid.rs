@@ -104,8 +104,12 @@ struct Lease {
     units: u64,
     /// Local time (ms) until which the lease may be used.
     valid_until_ms: u64,
-    /// Local time (ms) until which calls are refused without asking Redis.
+    /// Local time (ms) until which calls are refused without asking Redis:
+    /// at most one bucket after a refusal, so units handed back by other
+    /// instances are seen soon.
     blocked_until_ms: u64,
+    /// Local time (ms) at which the last refused cost fits, by Redis' answer.
+    retry_at_ms: u64,
     /// Local time (ms) at which the window known at the last contact resets.
     reset_at_ms: u64,
     /// Units counted in the window at the last contact (leases included).
@@ -138,7 +142,9 @@ impl Lease {
                 allowed: false,
                 limit: capacity,
                 remaining: 0,
-                retry_after: Some(Duration::from_millis(self.blocked_until_ms - now_ms)),
+                retry_after: Some(Duration::from_millis(
+                    self.retry_at_ms.max(self.blocked_until_ms) - now_ms,
+                )),
                 reset_after: Duration::from_millis(self.reset_at_ms.saturating_sub(now_ms)),
                 suppression_factor: None,
             });
@@ -258,7 +264,9 @@ impl<C: Clock> HybridRateLimiter<C> {
             })
         } else {
             let retry_after = reply_millis(retry_after_ms);
-            lease.blocked_until_ms = now_ms + retry_after.as_millis() as u64;
+            let retry_after_ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX);
+            lease.retry_at_ms = now_ms.saturating_add(retry_after_ms);
+            lease.blocked_until_ms = now_ms + retry_after_ms.min(inner.limit.window().bucket_ms());
             Ok(Decision {
                 allowed: false,
                 limit: capacity,

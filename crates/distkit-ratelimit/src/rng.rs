@@ -20,7 +20,11 @@ impl XorShift {
     pub(crate) fn new(seed: u64) -> Self {
         let state = splitmix64(seed);
         Self {
-            state: if state == 0 { 0x2545_F491_4F6C_DD1D } else { state },
+            state: if state == 0 {
+                0x2545_F491_4F6C_DD1D
+            } else {
+                state
+            },
         }
     }
 

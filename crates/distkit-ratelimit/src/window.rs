@@ -139,7 +139,11 @@ impl Series {
             }
         };
 
-        let observed = if suppression_factor.is_some() { cost } else { 0 };
+        let observed = if suppression_factor.is_some() {
+            cost
+        } else {
+            0
+        };
         if allowed {
             self.record(current, cost, observed);
         } else if observed > 0 {

@@ -113,7 +113,9 @@ fn fractional_rates_are_not_rounded_down() {
     assert_eq!(limit.capacity(), 2);
     // Rate::new carries the period: 1 per 2 s is 0.5/s.
     assert_eq!(
-        Rate::new(1.0, Duration::from_secs(2)).unwrap().as_per_second(),
+        Rate::new(1.0, Duration::from_secs(2))
+            .unwrap()
+            .as_per_second(),
         0.5
     );
 }
