@@ -85,7 +85,7 @@ struct Inner<C> {
     max_keys: usize,
     clock: C,
     script: LuaScript,
-    keys: DashMap<Box<str>, Arc<KeyState>>,
+    keys: DashMap<Box<str>, Arc<KeyState>, ahash::RandomState>,
 }
 
 #[derive(Debug, Default)]
@@ -174,7 +174,7 @@ impl<C: Clock> HybridRateLimiter<C> {
             max_keys: options.max_keys,
             clock,
             script: hybrid_lease_script(),
-            keys: DashMap::new(),
+            keys: DashMap::with_hasher(ahash::RandomState::new()),
         });
         let _reconcile =
             distkit_core::spawn_weak_loop(&inner, options.reconcile_interval, |inner| async move {

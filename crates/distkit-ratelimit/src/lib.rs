@@ -54,7 +54,7 @@ mod redis;
 mod rng;
 mod window;
 
-pub use clock::{Clock, ManualClock, MonotonicClock};
+pub use clock::{Clock, CoarseClock, ManualClock, MonotonicClock};
 pub use decision::Decision;
 pub use distkit_core::{DistkitError, DistkitRedisKey, RedisConnection};
 pub use error::RateLimitError;

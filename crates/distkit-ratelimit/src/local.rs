@@ -4,6 +4,9 @@
 //! protecting a downstream), or in front of a shared limiter to shed obvious
 //! floods. Decisions take a shard read lock of a [`DashMap`] and a per-key
 //! mutex held for a few dozen instructions; nothing allocates on a warm key.
+//! The default [`MonotonicClock`] reads the system clock on every call; for
+//! the hottest paths, [`CoarseClock`](crate::CoarseClock) replaces that read
+//! with an atomic load (millisecond resolution).
 //!
 //! Memory is bounded: a background task (when a Tokio runtime is present)
 //! drops keys with nothing left in the window every window, and a new key
@@ -57,7 +60,7 @@ struct Inner<C> {
     max_keys: usize,
     seed: u64,
     clock: C,
-    series: DashMap<Box<str>, Mutex<Series>>,
+    series: DashMap<Box<str>, Mutex<Series>, ahash::RandomState>,
 }
 
 impl LocalRateLimiter<MonotonicClock> {
@@ -77,7 +80,7 @@ impl<C: Clock> LocalRateLimiter<C> {
             max_keys: options.max_keys,
             seed: options.seed.unwrap_or_else(random_seed),
             clock,
-            series: DashMap::new(),
+            series: DashMap::with_hasher(ahash::RandomState::new()),
         });
         let _sweep = distkit_core::spawn_weak_loop(
             &inner,
