@@ -282,7 +282,11 @@ impl RedisServer {
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            // Not inherited: a harness that waits for EOF on the test's
+            // stderr before reaping it (rustdoc's doctest runner) would wait
+            // forever on the watchdog, which waits for the test to be reaped.
+            // redis-server logs to redis.log.
+            .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("distkit-testkit: cannot run sh: {e}"));
         let mut line = String::new();
