@@ -464,6 +464,46 @@ async fn hybrid_hands_back_unused_leases() {
     assert_eq!(b_after, 14);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hybrid_restart_surfaces_errors_then_recovers() {
+    let server = distkit_testkit::RedisServer::start();
+    let conn: RedisConnection = server.connection_manager().await.into();
+    // 1 s buckets: the lease taken before the restart stays usable in memory
+    // for the rest of its bucket, so the test waits for it to end.
+    let options = HybridOptions::new(
+        prefix("rl_hybrid_restart"),
+        conn,
+        limit(100, 10_000, 1000),
+        5,
+    )
+    .unwrap();
+    let limiter = HybridRateLimiter::new(options);
+    let user = key("user");
+    assert!(limiter.inc(&user, 5).await.unwrap().is_allowed());
+    server.kill();
+    tokio::time::sleep(ms(1000)).await; // the lease's bucket has ended
+    let error = limiter.inc(&user, 1).await.unwrap_err();
+    assert!(
+        matches!(error, DistkitError::Redis { .. }) && error.is_connection_error(),
+        "{error:?}"
+    );
+    server.restart();
+    let mut recovered = None;
+    for _ in 0..100 {
+        match limiter.inc(&user, 1).await {
+            Ok(decision) => {
+                recovered = Some(decision);
+                break;
+            }
+            Err(error) => {
+                assert!(error.is_connection_error(), "{error:?}");
+                tokio::time::sleep(ms(50)).await;
+            }
+        }
+    }
+    assert!(recovered.expect("the hybrid limiter recovers").is_allowed());
+}
+
 // --------------------------------------------------------- vs trypema ----
 
 /// Differential test against trypema's local absolute limiter.
