@@ -35,6 +35,7 @@ local live = {}
 local counts = {}
 local expired = {}
 local admitted = 0
+local newest = -1
 for i = 1, #fields, 2 do
   local index = tonumber(fields[i])
   local count = tonumber(fields[i + 1])
@@ -44,6 +45,7 @@ for i = 1, #fields, 2 do
     admitted = admitted + count
     live[#live + 1] = index
     counts[index] = count
+    if count > 0 and index > newest then newest = index end
   end
 end
 if #expired > 0 then
@@ -57,15 +59,13 @@ if admitted + cost <= capacity then
   redis.call('HINCRBY', KEYS[1], current, cost)
   redis.call('PEXPIRE', KEYS[1], (n + 1) * bucket_ms)
   admitted = admitted + cost
-  if counts[current] == nil then
-    live[#live + 1] = current
-    counts[current] = 0
-  end
-  counts[current] = counts[current] + cost
 end
 
-table.sort(live)
-if allowed == 0 then
+if allowed == 1 then
+  newest = current
+else
+  -- Only a refusal needs the buckets in order (at most n of them).
+  table.sort(live)
   local need = admitted + cost - capacity
   local freed = 0
   for _, index in ipairs(live) do
@@ -78,11 +78,8 @@ if allowed == 0 then
 end
 
 local reset_after = 0
-for i = #live, 1, -1 do
-  if counts[live[i]] > 0 then
-    reset_after = (live[i] + n) * bucket_ms - now_ms
-    break
-  end
+if newest >= 0 then
+  reset_after = (newest + n) * bucket_ms - now_ms
 end
 
 return {allowed, admitted, retry_after, reset_after}

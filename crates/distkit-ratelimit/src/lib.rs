@@ -4,7 +4,7 @@
 //! Two layers live here:
 //!
 //! - With the `trypema` feature, the [trypema](https://docs.rs/trypema) crate
-//!   is re-exported unchanged as [`trypema`], with its local, Redis and hybrid
+//!   is re-exported unchanged as `trypema`, with its local, Redis and hybrid
 //!   providers. trypema's Redis scripts touch several keys without a common
 //!   hash tag and take a single-node `ConnectionManager`, so they **do not run
 //!   on Redis Cluster**.

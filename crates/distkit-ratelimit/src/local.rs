@@ -137,7 +137,7 @@ impl<C: Clock> Inner<C> {
         let before = self.series.len();
         self.series.retain(|_, series| {
             !series
-                .lock()
+                .get_mut()
                 .unwrap_or_else(PoisonError::into_inner)
                 .is_idle(now_ms, &self.limit)
         });
@@ -175,7 +175,7 @@ impl<C: Clock> Inner<C> {
                 return true;
             }
             let seen = series
-                .lock()
+                .get_mut()
                 .unwrap_or_else(PoisonError::into_inner)
                 .last_seen_ms;
             if seen <= cutoff {

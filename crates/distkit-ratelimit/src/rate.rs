@@ -106,7 +106,7 @@ pub struct Window {
 
 fn whole_millis(what: &'static str, size: Duration) -> Result<u64, RateLimitError> {
     let invalid = RateLimitError::InvalidDuration { what, size };
-    if size.subsec_nanos() % 1_000_000 != 0 {
+    if !size.subsec_nanos().is_multiple_of(1_000_000) {
         return Err(invalid);
     }
     match u64::try_from(size.as_millis()) {
@@ -126,7 +126,7 @@ impl Window {
                 bucket,
             });
         }
-        if size_ms % bucket_ms != 0 {
+        if !size_ms.is_multiple_of(bucket_ms) {
             return Err(RateLimitError::WindowNotMultipleOfBucket {
                 window: size,
                 bucket,

@@ -14,7 +14,9 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use distkit_core::{DistkitError, DistkitRedisKey, KeyLayout, LuaScript, RedisConnection};
+#[cfg(test)]
+use distkit_core::KeyLayout;
+use distkit_core::{DistkitError, DistkitRedisKey, LIBRARY_NAMESPACE, LuaScript, RedisConnection};
 
 use crate::rng::{XorShift, random_seed};
 use crate::{Decision, RateLimit, RedisOptions, Strategy};
@@ -35,9 +37,44 @@ fn suppressed_inc_script() -> LuaScript {
     )
 }
 
-/// The window hash of `key` for a strategy (`absolute` or `suppressed`).
+/// The window hash of `key` for a strategy (`absolute` or `suppressed`):
+/// `KeyLayout::with_segments("ratelimit", &[namespace], key).key(&[part])`,
+/// built with one allocation because it is on every call's path.
 pub(crate) fn window_key(namespace: &DistkitRedisKey, key: &DistkitRedisKey, part: &str) -> String {
-    KeyLayout::with_segments(PRIMITIVE, &[namespace], key).key(&[part])
+    let (namespace, key) = (namespace.as_str(), key.as_str());
+    let mut name = String::with_capacity(
+        LIBRARY_NAMESPACE.len() + PRIMITIVE.len() + namespace.len() + key.len() + part.len() + 8,
+    );
+    for piece in [
+        LIBRARY_NAMESPACE,
+        ":",
+        PRIMITIVE,
+        ":",
+        namespace,
+        ":{",
+        key,
+        "}:",
+        part,
+    ] {
+        name.push_str(piece);
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_key_follows_the_key_layout() -> Result<(), DistkitError> {
+        let namespace = DistkitRedisKey::try_from("api")?;
+        let key = DistkitRedisKey::try_from("user_1")?;
+        assert_eq!(
+            window_key(&namespace, &key, "absolute"),
+            KeyLayout::with_segments(PRIMITIVE, &[&namespace], &key).key(&["absolute"])
+        );
+        Ok(())
+    }
 }
 
 /// A sliding-window rate limiter whose state lives in Redis.
