@@ -8,7 +8,8 @@
 -- ARGV[1]  batch sequence number (decimal, starts at 1, strictly increasing
 --          per instance; a retry resends the same number and deltas)
 -- ARGV[2]  time to live of the flush record, in milliseconds
--- ARGV[3..] pairs: field, delta (decimal string; "0" only refreshes the value)
+-- ARGV[3..] pairs: field, delta (decimal string, possibly beyond the i64
+--          range since only the stored result must fit; "0" only refreshes)
 -- Returns  { applied, value1, refused1, value2, refused2, ... }: applied is 1
 --          when this call applied the batch and 0 when the sequence had
 --          already been applied (a retry whose first reply was lost); value

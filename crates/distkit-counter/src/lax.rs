@@ -128,18 +128,21 @@ impl Cell {
             .map(|old| old.wrapping_add(count))
     }
 
-    fn pending(&self) -> i64 {
-        self.view
-            .load(Ordering::Acquire)
-            .wrapping_sub(self.remote.load(Ordering::Acquire))
+    /// The pending delta. It can leave the `i64` range (a value moved from
+    /// near `i64::MAX` to near `i64::MIN` in memory), hence `i128`.
+    fn pending(&self) -> i128 {
+        i128::from(self.view.load(Ordering::Acquire))
+            - i128::from(self.remote.load(Ordering::Acquire))
     }
 
     /// Redis confirmed `stored`, which includes `confirmed_delta` of this
     /// cell's pending delta. Called with the flush lock held.
-    fn settle(&self, stored: i64, confirmed_delta: i64) {
+    fn settle(&self, stored: i64, confirmed_delta: i128) {
         let remote = self.remote.load(Ordering::Acquire);
-        let correction = stored.wrapping_sub(remote).wrapping_sub(confirmed_delta);
-        self.view.fetch_add(correction, Ordering::AcqRel);
+        let correction = i128::from(stored) - i128::from(remote) - confirmed_delta;
+        // The view is exact modulo 2^64 and the true value fits in i64, so
+        // wrapping arithmetic lands on it.
+        self.view.fetch_add(correction as i64, Ordering::AcqRel);
         self.remote.store(stored, Ordering::Release);
         self.idle_ticks.store(0, Ordering::Relaxed);
     }
@@ -148,7 +151,7 @@ impl Cell {
 struct BatchEntry {
     key: DistkitRedisKey,
     cell: Arc<Cell>,
-    delta: i64,
+    delta: i128,
 }
 
 /// One flush call: sent again unchanged until Redis confirms it.

@@ -305,7 +305,7 @@ impl Store {
         flush_key: &str,
         sequence: u64,
         record_ttl_ms: u64,
-        deltas: impl Iterator<Item = (&DistkitRedisKey, i64)>,
+        deltas: impl Iterator<Item = (&DistkitRedisKey, i128)>,
     ) -> Result<(bool, Vec<Flushed>), DistkitError> {
         let mut conn = self.conn.clone();
         let mut call = FLUSH.call();
@@ -315,7 +315,9 @@ impl Store {
             .push_arg(record_ttl_ms);
         let mut expected = 0usize;
         for (key, delta) in deltas {
-            call.push_arg(key.as_str()).push_arg(delta);
+            // A pending delta may exceed the i64 range (only the stored
+            // result must fit), so it travels as a decimal string.
+            call.push_arg(key.as_str()).push_arg(delta.to_string());
             expected += 1;
         }
         let reply: Vec<i64> = call.invoke(&mut conn).await?;

@@ -296,3 +296,20 @@ async fn a_cold_read_sees_the_stored_value_and_a_stale_one_is_refreshed() {
     strict.inc(&k, 2).await.unwrap();
     eventually_equals(42, || async { lax.get(&k).await.unwrap() }).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_buffered_delta_wider_than_i64_is_flushed_exactly() {
+    // From 2^60 down by i64::MAX and 2 more: every value fits in i64, the
+    // buffered delta (-i64::MAX - 2) does not.
+    let options = CounterOptions::new(prefix("wide_delta"), single().await)
+        .with_allowed_lag(Duration::from_secs(3600));
+    let lax = LaxCounter::new(options.clone());
+    let k = key("k");
+    lax.set(&k, 1 << 60).await.unwrap();
+    lax.dec(&k, i64::MAX).await.unwrap();
+    assert_eq!(lax.dec(&k, 2).await.unwrap(), (1 << 60) - i64::MAX - 2);
+    lax.flush().await.unwrap();
+    let audit = StrictCounter::new(options);
+    assert_eq!(audit.get(&k).await.unwrap(), (1 << 60) - i64::MAX - 2);
+    assert_eq!(lax.refused_overflows(), 0);
+}
