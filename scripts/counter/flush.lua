@@ -15,7 +15,8 @@
 --          already been applied (a retry whose first reply was lost); value
 --          is the stored value of each field after the call (decimal
 --          string); refused is 1 when that field's delta was not applied
---          because the result would leave the i64 range (0 otherwise).
+--          because the result would leave the i64 range or the stored value
+--          is not a decimal i64 (0 otherwise).
 -- Complexity: O(number of pairs).
 -- Invariants: a sequence number is applied at most once per instance (as
 --          long as its record lives); deltas never pass through Lua numbers
@@ -31,15 +32,24 @@ if apply then
     local field = ARGV[1 + 2 * i]
     local delta = ARGV[2 + 2 * i]
     if delta ~= "0" then
-      local old = distkit_or_zero(redis.call('HGET', KEYS[1], field))
-      local new = nil
-      if distkit_is_int(old) then
-        new = distkit_checked_add(old, delta)
-      end
-      if new == nil then
-        refused[i] = 1
+      if distkit_is_int(delta) then
+        -- The common case: HINCRBY is exact and refuses overflow.
+        local result = redis.pcall('HINCRBY', KEYS[1], field, delta)
+        if type(result) == "table" and result.err then
+          refused[i] = 1
+        end
       else
-        redis.call('HSET', KEYS[1], field, new)
+        -- A delta beyond the i64 range: exact decimal arithmetic.
+        local old = distkit_or_zero(redis.call('HGET', KEYS[1], field))
+        local new = nil
+        if distkit_is_int(old) then
+          new = distkit_checked_add(old, delta)
+        end
+        if new == nil then
+          refused[i] = 1
+        else
+          redis.call('HSET', KEYS[1], field, new)
+        end
       end
     end
   end

@@ -10,14 +10,40 @@
 --          sees the effect of earlier updates of the same field in the call.
 -- Errors   "distkit:overflow <n>" when update n (1-based) would leave the i64
 --          range; "distkit:not_integer <n>" when the stored value of update n
---          is not a decimal i64. Nothing is written in either case.
+--          is not a decimal i64. Nothing is left written in either case.
 -- Complexity: O(number of updates).
--- Invariants: every result is checked before anything is written, so the
---          call is all or nothing; values never pass through Lua numbers.
+-- Invariants: increments use HINCRBY (exact, refuses overflow); when update n
+--          is refused, the updates before it are reverted, exactly, before
+--          the script returns, so no client ever sees a partial batch.
+--          Values never pass through Lua numbers.
 
-local current = {}
-local touched = {}
-local order = {}
+local values = KEYS[1]
+local applied = {}
+
+local function negate(delta)
+  if string.sub(delta, 1, 1) == "-" then
+    return { string.sub(delta, 2) }
+  end
+  if delta == "0" then
+    return {}
+  end
+  return { "-" .. delta }
+end
+
+local function revert()
+  for i = #applied, 1, -1 do
+    local field, delta = applied[i][1], applied[i][2]
+    if delta == "-9223372036854775808" then
+      redis.call('HINCRBY', values, field, "9223372036854775807")
+      redis.call('HINCRBY', values, field, "1")
+    else
+      for _, back in ipairs(negate(delta)) do
+        redis.call('HINCRBY', values, field, back)
+      end
+    end
+  end
+end
+
 local reply = {}
 local n = #ARGV / 4
 for i = 1, n do
@@ -26,29 +52,22 @@ for i = 1, n do
   local op = ARGV[base + 2]
   local operand = ARGV[base + 3]
   local delta = ARGV[base + 4]
-  local old = current[field]
-  if old == nil then
-    old = distkit_or_zero(redis.call('HGET', KEYS[1], field))
-    if not distkit_is_int(old) then
-      return redis.error_reply("distkit:not_integer " .. i)
-    end
+  local old = distkit_or_zero(redis.call('HGET', values, field))
+  if not distkit_is_int(old) then
+    revert()
+    return redis.error_reply("distkit:not_integer " .. i)
   end
   local new = old
   if distkit_matches(op, old, operand) then
-    new = distkit_checked_add(old, delta)
-    if new == nil then
+    local result = redis.pcall('HINCRBY', values, field, delta)
+    if type(result) == "table" and result.err then
+      revert()
       return redis.error_reply("distkit:overflow " .. i)
     end
-    if touched[field] == nil then
-      touched[field] = true
-      order[#order + 1] = field
-    end
+    applied[#applied + 1] = { field, delta }
+    new = redis.call('HGET', values, field)
   end
-  current[field] = new
   reply[#reply + 1] = new
   reply[#reply + 1] = old
-end
-for _, field in ipairs(order) do
-  redis.call('HSET', KEYS[1], field, current[field])
 end
 return reply

@@ -276,6 +276,17 @@ async fn batch_overflow_is_all_or_nothing(flavor: Flavor, conn: RedisConnection)
         p.audit.get_all(&[&a, &b]).await.unwrap(),
         vec![(&a, 0), (&b, i64::MAX - 1)]
     );
+    // Earlier updates are undone exactly, even by i64::MIN and i64::MAX.
+    on!(p.counter, set(&a, 5)).unwrap();
+    assert_overflow(
+        on!(
+            p.counter,
+            inc_all(&[(&a, i64::MIN), (&a, i64::MAX), (&a, -3), (&b, 2)])
+        ),
+        "inc_all",
+    );
+    assert_eq!(p.audit.get(&a).await.unwrap(), 5);
+    assert_eq!(on!(p.counter, get(&a)).unwrap(), 5);
     match on!(p.counter, inc_all(&[(&a, 1), (&b, 2)])) {
         Err(DistkitError::CounterOverflow { key, operand, .. }) => {
             assert_eq!((key.as_str(), operand), ("b", 2));
