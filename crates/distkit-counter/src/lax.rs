@@ -168,7 +168,9 @@ struct FlushState {
 
 struct LaxInner {
     store: Store,
-    cells: DashMap<DistkitRedisKey, Arc<Cell>>,
+    /// Keyed with ahash's randomly seeded hasher: several times faster than
+    /// SipHash on short keys, and still resistant to chosen-key collisions.
+    cells: DashMap<DistkitRedisKey, Arc<Cell>, ahash::RandomState>,
     flush: AsyncMutex<FlushState>,
     instance_id: String,
     flush_key: String,
@@ -269,7 +271,7 @@ impl LaxCounter {
         let allowed_lag = options.allowed_lag.max(Duration::from_millis(1));
         let inner = Arc::new(LaxInner {
             store,
-            cells: DashMap::new(),
+            cells: DashMap::with_hasher(ahash::RandomState::new()),
             flush: AsyncMutex::new(FlushState {
                 next_sequence: 1,
                 in_flight: None,
