@@ -89,7 +89,7 @@ fn spawn_load<C: CounterTrait + 'static>(
                         Err(_) => failed += delta,
                     }
                     round += 1;
-                    if round % 16 == 0 {
+                    if round.is_multiple_of(16) {
                         tokio::time::sleep(Duration::from_micros(200)).await;
                     }
                 }

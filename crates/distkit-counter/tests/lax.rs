@@ -179,7 +179,7 @@ async fn reads_never_go_backwards_for_processes_that_only_increment() {
                 assert!(read >= value, "get {read} after inc returned {value}");
                 last = read;
                 rounds += 1;
-                if rounds % 64 == 0 {
+                if rounds.is_multiple_of(64) {
                     tokio::task::yield_now().await;
                 }
             }
