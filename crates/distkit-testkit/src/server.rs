@@ -282,7 +282,10 @@ impl RedisServer {
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            // Not inherited: a harness that captures the test's output (doctests
+            // run as child processes) would wait for EOF on a pipe that
+            // redis-server keeps open, and never reap the test.
+            .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("distkit-testkit: cannot run sh: {e}"));
         let mut line = String::new();
