@@ -148,3 +148,93 @@ fn the_crate_sends_exactly_the_script_files() {
         }
     }
 }
+
+/// One completed call in a concurrent history, with its real-time interval.
+struct Call {
+    start: std::time::Instant,
+    end: std::time::Instant,
+    is_inc: bool,
+    value: i64,
+}
+
+/// Checks a history of `inc(key, 1)` and `get(key)` calls on one counter
+/// (starting at 0) for linearizability. For unit increments it suffices that:
+/// the increments returned 1..=n, each once; an increment that finished
+/// before another started returned less; and a `get` returned at least the
+/// number of increments finished before it started and at most the number
+/// started before it finished.
+fn assert_linearizable(history: &[Call]) {
+    let incs: Vec<&Call> = history.iter().filter(|c| c.is_inc).collect();
+    let mut values: Vec<i64> = incs.iter().map(|c| c.value).collect();
+    values.sort_unstable();
+    let expected: Vec<i64> = (1..=incs.len() as i64).collect();
+    assert_eq!(
+        values, expected,
+        "every increment takes effect exactly once"
+    );
+    for a in &incs {
+        for b in &incs {
+            if a.end < b.start {
+                assert!(
+                    a.value < b.value,
+                    "real-time order violated: {} then {}",
+                    a.value,
+                    b.value
+                );
+            }
+        }
+    }
+    for get in history.iter().filter(|c| !c.is_inc) {
+        let finished_before = incs.iter().filter(|i| i.end < get.start).count() as i64;
+        let started_before = incs.iter().filter(|i| i.start < get.end).count() as i64;
+        assert!(
+            finished_before <= get.value && get.value <= started_before,
+            "get returned {} outside [{finished_before}, {started_before}]",
+            get.value
+        );
+    }
+}
+
+async fn strict_history_is_linearizable(conn: RedisConnection) {
+    let counter = StrictCounter::new(CounterOptions::new(prefix("linearizable"), conn));
+    let key = DistkitRedisKey::try_from("k").unwrap();
+    let mut tasks = Vec::new();
+    for task in 0..16 {
+        let (counter, key) = (counter.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut calls = Vec::new();
+            for round in 0..60 {
+                let is_inc = (task + round) % 3 != 0;
+                let start = std::time::Instant::now();
+                let value = if is_inc {
+                    counter.inc(&key, 1).await.unwrap()
+                } else {
+                    counter.get(&key).await.unwrap()
+                };
+                let end = std::time::Instant::now();
+                calls.push(Call {
+                    start,
+                    end,
+                    is_inc,
+                    value,
+                });
+            }
+            calls
+        }));
+    }
+    let mut history = Vec::new();
+    for task in tasks {
+        history.extend(task.await.unwrap());
+    }
+    assert_linearizable(&history);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_history_is_linearizable_single_node() {
+    strict_history_is_linearizable(single_node().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_history_is_linearizable_cluster() {
+    strict_history_is_linearizable(cluster().await).await;
+}
