@@ -555,6 +555,24 @@ impl LaxInner {
         Some(cell.view.load(Ordering::Acquire))
     }
 
+    /// The warm path: adds to a cached key. The add happens under the shard
+    /// read lock, so eviction (which takes the write lock and checks the
+    /// pending delta) cannot remove the cell between the lookup and the add.
+    #[inline]
+    fn try_add(
+        &self,
+        operation: &'static str,
+        key: &DistkitRedisKey,
+        delta: i64,
+        operand: i64,
+    ) -> Option<Result<i64, DistkitError>> {
+        let cell = self.cells.get(key)?;
+        Some(
+            cell.add(delta)
+                .ok_or_else(|| overflow(operation, key, operand)),
+        )
+    }
+
     async fn add(
         &self,
         operation: &'static str,
@@ -562,16 +580,26 @@ impl LaxInner {
         delta: i64,
         operand: i64,
     ) -> Result<i64, DistkitError> {
+        if let Some(result) = self.try_add(operation, key, delta, operand) {
+            return result;
+        }
+        // The cold path is boxed so that the future of a warm `inc` stays
+        // small (it is built and moved on every call).
+        Box::pin(self.add_cold(operation, key, delta, operand)).await
+    }
+
+    async fn add_cold(
+        &self,
+        operation: &'static str,
+        key: &DistkitRedisKey,
+        delta: i64,
+        operand: i64,
+    ) -> Result<i64, DistkitError> {
         loop {
-            // The add happens under the shard read lock, so eviction (which
-            // takes the write lock and checks the pending delta) cannot
-            // remove the cell between the lookup and the add.
-            if let Some(cell) = self.cells.get(key) {
-                return cell
-                    .add(delta)
-                    .ok_or_else(|| overflow(operation, key, operand));
-            }
             self.load(&[key], false).await?;
+            if let Some(result) = self.try_add(operation, key, delta, operand) {
+                return result;
+            }
         }
     }
 
@@ -621,7 +649,7 @@ impl CounterTrait for LaxCounter {
         if let Some(value) = self.inner.warm_get(key) {
             return Ok(value);
         }
-        let cells = self.inner.load(&[key], true).await?;
+        let cells = Box::pin(self.inner.load(&[key], true)).await?;
         cells
             .first()
             .map(|cell| cell.view.load(Ordering::Acquire))
