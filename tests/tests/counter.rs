@@ -238,3 +238,14 @@ async fn strict_history_is_linearizable_single_node() {
 async fn strict_history_is_linearizable_cluster() {
     strict_history_is_linearizable(cluster().await).await;
 }
+
+#[test]
+fn invalid_counter_keys_are_typed_errors_before_any_call() {
+    for bad in ["", "a:b", "{tag}", "two words"] {
+        let error: distkit::DistkitError = DistkitRedisKey::try_from(bad).unwrap_err().into();
+        assert!(
+            matches!(error, distkit::DistkitError::InvalidKey(_)),
+            "{bad:?}"
+        );
+    }
+}
