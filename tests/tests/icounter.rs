@@ -498,3 +498,279 @@ async fn sigkilled_process_slice_vanishes_once_single_node() {
 async fn sigkilled_process_slice_vanishes_once_cluster() {
     sigkilled_process_slice_vanishes_once("cluster", cluster().await).await;
 }
+
+// Scale: 100 000 keys, 3 dead instances holding a slice on every key. Every
+// call stays answered and removes a bounded number of entries; later calls
+// finish the work.
+const SCALE_KEYS: usize = 100_000;
+const DEAD_INSTANCES: usize = 3;
+const CLEANUP_BUDGET: usize = 200;
+
+async fn scale_cleanup_is_bounded_per_call(connect: Connect) {
+    let p = prefix("ic_scale");
+    let mut raw = connect().await;
+    let base = format!("distkit:icounter:{{{}}}", p.as_str());
+    let layout = |part: &str| format!("{base}:{part}");
+    // Pipelined setup, written in the documented layout (scripts/icounter/README.md).
+    for chunk in (0..SCALE_KEYS).collect::<Vec<_>>().chunks(2_000) {
+        let mut pipe = distkit::redis::pipe();
+        let total = (1..=DEAD_INSTANCES as i64).sum::<i64>().to_string();
+        let mut totals = distkit::redis::cmd("HSET");
+        totals.arg(layout("totals"));
+        for i in chunk {
+            totals.arg(format!("k{i}")).arg(&total);
+        }
+        pipe.add_command(totals);
+        for d in 0..DEAD_INSTANCES {
+            let (mut slices, mut epochs, mut contrib) = (
+                distkit::redis::cmd("HSET"),
+                distkit::redis::cmd("HSET"),
+                distkit::redis::cmd("ZADD"),
+            );
+            slices.arg(layout("slices"));
+            epochs.arg(layout("slice_epochs"));
+            contrib.arg(layout("contrib"));
+            for i in chunk {
+                let entry = format!("dead{d}:k{i}");
+                slices.arg(&entry).arg(d + 1);
+                epochs.arg(&entry).arg(0);
+                contrib.arg(0).arg(&entry);
+            }
+            pipe.add_command(slices)
+                .add_command(epochs)
+                .add_command(contrib);
+        }
+        let () = pipe.query_async(&mut raw).await.unwrap();
+    }
+    for d in 0..DEAD_INSTANCES {
+        let () = distkit::redis::cmd("ZADD")
+            .arg(layout("instances"))
+            .arg(0)
+            .arg(format!("dead{d}"))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+    }
+    // a long threshold: the background heartbeat stays out of the measurement
+    let survivor = StrictInstanceAwareCounter::new(
+        StrictInstanceAwareCounterOptions::new(p.clone(), connect().await)
+            .with_dead_instance_threshold_ms(60_000)
+            .with_instance_id(key("survivor")),
+    );
+    let (first, last) = (key("k0"), key(&format!("k{}", SCALE_KEYS - 1)));
+    let entries = |mut conn: RedisConnection| {
+        let contrib = layout("contrib");
+        async move {
+            distkit::redis::cmd("ZCARD")
+                .arg(contrib)
+                .query_async::<usize>(&mut conn)
+                .await
+                .unwrap()
+        }
+    };
+    let mut remaining = entries(raw.clone()).await;
+    assert_eq!(remaining, SCALE_KEYS * DEAD_INSTANCES);
+    survivor.inc(&first, 5).await.unwrap();
+    let mut calls = 1;
+    loop {
+        let now = entries(raw.clone()).await;
+        // one call removes at most the budget
+        assert!(
+            remaining.saturating_sub(now) <= CLEANUP_BUDGET,
+            "{remaining} -> {now}"
+        );
+        remaining = now;
+        if remaining == 1 {
+            break; // only the survivor's entry is left
+        }
+        let (cumulative, slice) = survivor.get(&last).await.unwrap();
+        assert_eq!(slice, 0);
+        assert!((0..=6).contains(&cumulative), "{cumulative}");
+        calls += 1;
+    }
+    assert!(
+        calls >= SCALE_KEYS * DEAD_INSTANCES / CLEANUP_BUDGET,
+        "{calls}"
+    );
+    assert_eq!(survivor.get(&first).await.unwrap(), (5, 5));
+    assert_eq!(survivor.get(&last).await.unwrap(), (0, 0));
+    // every key: only the survivor's slice is left
+    let all: Vec<DistkitRedisKey> = (1..SCALE_KEYS).map(|i| key(&format!("k{i}"))).collect();
+    for chunk in all.chunks(5_000) {
+        let refs: Vec<&DistkitRedisKey> = chunk.iter().collect();
+        let values = survivor.get_all(&refs).await.unwrap();
+        assert!(values.iter().all(|(_, c, s)| (*c, *s) == (0, 0)));
+    }
+}
+on_both!(scale, scale_cleanup_is_bounded_per_call);
+
+// Model-based test: random operations of three instances on a few keys,
+// every reply checked against an in-memory model of the fleet; then one
+// instance dies and the invariant "cumulative == sum of current-epoch
+// slices of live instances" is checked on every key.
+#[derive(Default, Clone)]
+struct ModelKey {
+    epoch: u64,
+    slices: std::collections::HashMap<usize, (i64, u64)>,
+}
+
+impl ModelKey {
+    fn slice(&self, i: usize) -> i64 {
+        match self.slices.get(&i) {
+            Some(&(value, epoch)) if epoch == self.epoch => value,
+            _ => 0,
+        }
+    }
+    fn total(&self, alive: &[bool]) -> i64 {
+        (0..alive.len())
+            .filter(|&i| alive[i])
+            .map(|i| self.slice(i))
+            .sum()
+    }
+    fn put(&mut self, i: usize, value: i64) {
+        self.slices.insert(i, (value, self.epoch));
+    }
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn value(&mut self) -> i64 {
+        self.below(41) as i64 - 20
+    }
+}
+
+async fn fleet_matches_the_model(connect: Connect) {
+    const INSTANCES: usize = 3;
+    const KEYS: usize = 4;
+    let p = prefix("ic_model");
+    let mut fleet = Vec::new();
+    for i in 0..INSTANCES {
+        fleet.push(Some(instance(&p, connect().await, &format!("m{i}"))));
+    }
+    let keys: Vec<DistkitRedisKey> = (0..KEYS).map(|i| key(&format!("k{i}"))).collect();
+    let mut model = vec![ModelKey::default(); KEYS];
+    let alive = [true; INSTANCES];
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for step in 0..400 {
+        let i = rng.below(INSTANCES as u64) as usize;
+        let k = rng.below(KEYS as u64) as usize;
+        let c = fleet[i].as_ref().unwrap();
+        let m = &mut model[k];
+        let op = rng.below(100);
+        let (got, want, what) = if op < 35 {
+            let d = rng.value();
+            let want_slice = m.slice(i) + d;
+            m.put(i, want_slice);
+            (
+                c.inc(&keys[k], d).await.unwrap(),
+                (m.total(&alive), want_slice),
+                "inc",
+            )
+        } else if op < 45 {
+            let x = rng.value();
+            let d = rng.value();
+            if m.total(&alive) > x {
+                let s = m.slice(i) + d;
+                m.put(i, s);
+            }
+            let want = (m.total(&alive), m.slice(i));
+            (
+                c.inc_if(&keys[k], CounterComparator::Gt(x), d)
+                    .await
+                    .unwrap(),
+                want,
+                "inc_if",
+            )
+        } else if op < 55 {
+            (
+                c.get(&keys[k]).await.unwrap(),
+                (m.total(&alive), m.slice(i)),
+                "get",
+            )
+        } else if op < 65 {
+            let v = rng.value();
+            m.put(i, v);
+            (
+                c.set_on_instance(&keys[k], v).await.unwrap(),
+                (m.total(&alive), v),
+                "set_on_instance",
+            )
+        } else if op < 72 {
+            let v = rng.value();
+            m.epoch = 1_000 + step;
+            m.put(i, v);
+            (c.set(&keys[k], v).await.unwrap(), (v, v), "set")
+        } else if op < 78 {
+            let old = m.total(&alive);
+            m.epoch = 1_000 + step;
+            m.put(i, 0);
+            (c.del(&keys[k]).await.unwrap(), (old, 0), "del")
+        } else if op < 88 {
+            let s = m.slice(i);
+            m.put(i, 0);
+            (
+                c.del_on_instance(&keys[k]).await.unwrap(),
+                (m.total(&alive), s),
+                "del_on_instance",
+            )
+        } else if op < 93 {
+            c.clear_on_instance().await.unwrap();
+            for mk in model.iter_mut() {
+                if mk.slice(i) != 0 {
+                    mk.put(i, 0);
+                }
+            }
+            let m = &model[k];
+            (
+                c.get(&keys[k]).await.unwrap(),
+                (m.total(&alive), m.slice(i)),
+                "clear_on_instance",
+            )
+        } else if op < 95 {
+            c.clear().await.unwrap();
+            for (n, mk) in model.iter_mut().enumerate() {
+                mk.epoch = 1_000_000 + step * 10 + n as u64;
+            }
+            (c.get(&keys[k]).await.unwrap(), (0, 0), "clear")
+        } else {
+            let refs: Vec<&DistkitRedisKey> = keys.iter().collect();
+            let all = c.get_all(&refs).await.unwrap();
+            for (n, (_, total, slice)) in all.iter().enumerate() {
+                assert_eq!(
+                    (*total, *slice),
+                    (model[n].total(&alive), model[n].slice(i)),
+                    "step {step} get_all"
+                );
+            }
+            let m = &model[k];
+            (
+                (m.total(&alive), m.slice(i)),
+                (m.total(&alive), m.slice(i)),
+                "get_all",
+            )
+        };
+        assert_eq!(got, want, "step {step}: {what} by m{i} on k{k}");
+    }
+    // one instance dies: its current-epoch slices vanish, nothing else moves
+    fleet[1] = None;
+    let alive = [true, false, true];
+    tokio::time::sleep(PAST_THRESHOLD).await;
+    let survivor = fleet[0].as_ref().unwrap();
+    for (n, k) in keys.iter().enumerate() {
+        assert_eq!(
+            survivor.get(k).await.unwrap(),
+            (model[n].total(&alive), model[n].slice(0)),
+            "k{n} after death"
+        );
+    }
+}
+on_both!(model, fleet_matches_the_model);

@@ -244,6 +244,9 @@ impl StrictInstanceAwareCounter {
         for op in ops {
             op.push_args(&mut call, self.local(&op.key));
         }
+        // A first call also reports `rejoined`; only an instance that held
+        // slices before the call has anything to restore.
+        let had_slices = !self.memory.is_empty();
         let mut conn = self.connection.clone();
         let value: Value = call.invoke(&mut conn).await.map_err(|e| rename(e, name))?;
         let reply = parse_reply(name, &value)?;
@@ -268,7 +271,7 @@ impl StrictInstanceAwareCounter {
                 OpKind::ClearOnInstance => {}
             }
         }
-        if reply.rejoined && !self.memory.is_empty() {
+        if reply.rejoined && had_slices {
             self.needs_recovery.store(true, Ordering::SeqCst);
         }
         Ok(reply)
