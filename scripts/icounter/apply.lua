@@ -75,6 +75,16 @@ local function sub(a, b)
   return distkit_checked_add(a, neg(b))
 end
 
+-- hash[field] += delta with HINCRBY: exact, and refuses to overflow
+-- (nothing written). The reply (a Lua number) is never used as a count.
+local function incr(hash, field, delta)
+  return type(redis.pcall('HINCRBY', hash, field, delta)) == 'number'
+end
+
+local function total_of(key)
+  return distkit_or_zero(redis.call('HGET', totals, key))
+end
+
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local seq = redis.call('HINCRBY', meta, 'seq', 1)
@@ -116,9 +126,9 @@ while remaining > 0 and rounds < 64 do
   for _, entry in ipairs(entries) do
     local key = string.sub(entry, #victim + 2)
     local slice = redis.call('HGET', slices, entry)
-    if slice and slice ~= "0" and redis.call('HGET', slice_epochs, entry) == current_epoch(key) then
-      local total = distkit_or_zero(redis.call('HGET', totals, key))
-      local updated = sub(total, slice)
+    if slice and slice ~= "0" and redis.call('HGET', slice_epochs, entry) == current_epoch(key)
+        and not incr(totals, key, neg(slice)) then
+      local updated = sub(total_of(key), slice)
       if not updated then
         -- the other slices sum past i64: saturate (documented limit)
         if string.sub(slice, 1, 1) == "-" then updated = I64_MAX else updated = I64_MIN end
@@ -147,43 +157,48 @@ if flush_seq ~= "0" then
   end
 end
 
--- Loads this instance's entry for `key`: the slice counted in the totals
--- (0 for a stale or missing entry), restoring a slice that dead-instance
--- cleanup removed while this instance still holds it in local memory.
+-- Loads this instance's entry for `key`: its counted slice (0 for a stale
+-- or missing entry). A missing entry whose local epoch is current is
+-- restored here: dead-instance cleanup removed it while this instance still
+-- holds it in its local memory.
 local function load(key, local_slice, local_epoch)
   local entry = me .. ':' .. key
   local epoch = current_epoch(key)
-  local total = distkit_or_zero(redis.call('HGET', totals, key))
   local stored = redis.call('HGET', slices, entry)
-  local state = { entry = entry, key = key, epoch = epoch, total = total, slice = "0", dirty = false }
+  local state = { entry = entry, key = key, epoch = epoch, slice = "0", current = false }
   if stored then
     if redis.call('HGET', slice_epochs, entry) == epoch then
-      state.slice = stored
-    else
-      state.dirty = true -- stale epoch: reset before contributing
+      state.slice, state.current = stored, true
     end
-  elseif local_epoch == epoch and local_slice ~= "0" then
-    local restored = distkit_checked_add(total, local_slice)
-    if restored then
-      state.total = restored
-      state.slice = local_slice
-      state.dirty = true
-    end
-  else
-    state.dirty = true
+  elseif local_epoch == epoch and local_slice ~= "0" and incr(totals, key, local_slice) then
+    redis.call('HSET', slices, entry, local_slice)
+    redis.call('HSET', slice_epochs, entry, epoch)
+    redis.call('ZADD', contrib, 'NX', 0, entry)
+    state.slice, state.current = local_slice, true
   end
   return state
 end
 
-local function store(state)
-  redis.call('HSET', slices, state.entry, state.slice)
-  redis.call('HSET', slice_epochs, state.entry, state.epoch)
-  redis.call('ZADD', contrib, 'NX', 0, state.entry)
-  redis.call('HSET', totals, state.key, state.total)
+-- Makes the entry current: a stale or missing entry becomes 0 in the
+-- current epoch (its old slice was never counted).
+local function claim(state)
+  if not state.current then
+    redis.call('HSET', slices, state.entry, "0")
+    redis.call('HSET', slice_epochs, state.entry, state.epoch)
+    redis.call('ZADD', contrib, 'NX', 0, state.entry)
+    state.current = true
+  end
+end
+
+local function write(state, slice, total)
+  claim(state)
+  redis.call('HSET', slices, state.entry, slice)
+  redis.call('HSET', totals, state.key, total)
+  state.slice, state.total = slice, total
 end
 
 local function reply(status, state)
-  return { status, state.total, state.slice, state.epoch }
+  return { status, state.total or total_of(state.key), state.slice, state.epoch }
 end
 
 -- Sets to 0 one page of this instance's current-epoch slices, from `cursor`
@@ -197,13 +212,8 @@ local function clear_page(cursor)
     local epoch = current_epoch(key)
     local slice = redis.call('HGET', slices, entry)
     if slice and redis.call('HGET', slice_epochs, entry) == epoch then
-      if slice ~= "0" then
-        local total = distkit_or_zero(redis.call('HGET', totals, key))
-        local updated = sub(total, slice)
-        if updated then
-          redis.call('HSET', totals, key, updated)
-          redis.call('HSET', slices, entry, "0")
-        end
+      if slice ~= "0" and incr(totals, key, neg(slice)) then
+        redis.call('HSET', slices, entry, "0")
       end
     end
   end
@@ -229,21 +239,25 @@ for i = 0, nops - 1 do
   else
     local state = load(key, local_slice, local_epoch)
     local status = "ok"
-    if duplicate == 1 then
-      -- a retried flush that already landed: report, do not apply again
-      if state.dirty and state.slice ~= "0" then store(state) end
-    elseif op == 'get' then
-      if state.dirty and state.slice ~= "0" then store(state) end
+    if duplicate == 1 or op == 'get' then
+      -- read only (a retried flush that already landed is not applied again)
     elseif op == 'inc' then
-      if not distkit_matches(cmp, state.total, operand) then
+      if cmp ~= 'nil' and not distkit_matches(cmp, total_of(key), operand) then
         status = "nomatch"
+      elseif not incr(totals, key, value) then
+        status = "overflow"
       else
-        local total = distkit_checked_add(state.total, value)
-        local slice = distkit_checked_add(state.slice, value)
-        if total and slice then
-          state.total, state.slice = total, slice
-          store(state)
+        claim(state)
+        if incr(slices, state.entry, value) then
+          state.slice = redis.call('HGET', slices, state.entry)
         else
+          -- undo the total exactly (value = i64::MIN has no i64 negation)
+          if value == I64_MIN then
+            incr(totals, key, I64_MAX)
+            incr(totals, key, "1")
+          else
+            incr(totals, key, neg(value))
+          end
           status = "overflow"
         end
       end
@@ -251,42 +265,33 @@ for i = 0, nops - 1 do
       if not distkit_matches(cmp, state.slice, operand) then
         status = "nomatch"
       else
-        local others = sub(state.total, state.slice)
+        local others = sub(total_of(key), state.slice)
         local total = others and distkit_checked_add(others, value)
-        if total then
-          state.total, state.slice = total, value
-          store(state)
-        else
-          status = "overflow"
-        end
+        if total then write(state, value, total) else status = "overflow" end
       end
     elseif op == 'deli' then
-      local others = sub(state.total, state.slice)
+      local removed = state.slice
+      local others = sub(total_of(key), removed)
       if others then
-        local removed = state.slice
-        state.total, state.slice = others, "0"
-        store(state)
+        write(state, "0", others)
         state.slice = removed
       else
         status = "overflow"
       end
     elseif op == 'set' then
-      if not distkit_matches(cmp, state.total, operand) then
+      if not distkit_matches(cmp, total_of(key), operand) then
         status = "nomatch"
       else
         redis.call('HSET', epochs, key, seq_s)
-        state.epoch, state.total, state.slice = seq_s, value, value
-        store(state)
+        state.epoch, state.current = seq_s, false
+        write(state, value, value)
       end
     elseif op == 'del' then
-      local old = state.total
+      state.total = total_of(key)
       redis.call('HSET', epochs, key, seq_s)
       redis.call('HDEL', totals, key)
-      state.epoch, state.slice = seq_s, "0"
-      redis.call('HSET', slices, state.entry, "0")
-      redis.call('HSET', slice_epochs, state.entry, seq_s)
-      redis.call('ZADD', contrib, 'NX', 0, state.entry)
-      state.total = old
+      state.epoch, state.current, state.slice = seq_s, false, "0"
+      claim(state)
     else
       return redis.error_reply('distkit:unknown icounter op ' .. tostring(op))
     end
