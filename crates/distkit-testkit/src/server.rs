@@ -282,7 +282,7 @@ impl RedisServer {
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("distkit-testkit: cannot run sh: {e}"));
         let mut line = String::new();
