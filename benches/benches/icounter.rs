@@ -142,9 +142,14 @@ fn icounter(c: &mut Criterion) {
                             epochs.arg(&entry).arg(0);
                             contrib.arg(0).arg(&entry);
                         }
-                        pipe.add_command(slices).add_command(epochs).add_command(contrib);
+                        pipe.add_command(slices)
+                            .add_command(epochs)
+                            .add_command(contrib);
                     }
-                    pipe.cmd("ZADD").arg(format!("{base}:instances")).arg(0).arg(&id);
+                    pipe.cmd("ZADD")
+                        .arg(format!("{base}:instances"))
+                        .arg(0)
+                        .arg(&id);
                     let () = pipe.query_async(&mut raw).await.expect("setup");
                     written += n;
                     instance += 1;

@@ -137,10 +137,10 @@ impl std::fmt::Debug for LaxInstanceAwareCounter {
 
 impl Drop for LaxInstanceAwareCounter {
     fn drop(&mut self) {
-        if let Ok(mut slot) = self.flush_task.lock() {
-            if let Some(task) = slot.take() {
-                task.abort();
-            }
+        if let Ok(mut slot) = self.flush_task.lock()
+            && let Some(task) = slot.take()
+        {
+            task.abort();
         }
     }
 }
@@ -280,10 +280,10 @@ impl LaxInstanceAwareCounter {
     /// # Ok(()) }
     /// ```
     pub async fn shutdown(&self) -> Result<(), DistkitError> {
-        if let Ok(mut slot) = self.flush_task.lock() {
-            if let Some(task) = slot.take() {
-                task.abort();
-            }
+        if let Ok(mut slot) = self.flush_task.lock()
+            && let Some(task) = slot.take()
+        {
+            task.abort();
         }
         self.flush().await
     }
@@ -415,10 +415,10 @@ impl InstanceAwareCounterTrait for LaxInstanceAwareCounter {
     }
 
     async fn get(&self, key: &DistkitRedisKey) -> Result<(i64, i64), DistkitError> {
-        if let Some(cell) = self.cell(key) {
-            if cell.fresh(self.allowed_lag) {
-                return Ok(cell.estimate());
-            }
+        if let Some(cell) = self.cell(key)
+            && cell.fresh(self.allowed_lag)
+        {
+            return Ok(cell.estimate());
         }
         let values = self.strict.get(key).await?;
         match self.cell(key) {

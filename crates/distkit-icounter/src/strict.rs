@@ -86,10 +86,10 @@ impl std::fmt::Debug for StrictInstanceAwareCounter {
 
 impl Drop for StrictInstanceAwareCounter {
     fn drop(&mut self) {
-        if let Ok(mut slot) = self.heartbeat_task.lock() {
-            if let Some(task) = slot.take() {
-                task.abort();
-            }
+        if let Ok(mut slot) = self.heartbeat_task.lock()
+            && let Some(task) = slot.take()
+        {
+            task.abort();
         }
     }
 }

@@ -14,9 +14,11 @@ pub async fn run(conn: &RedisConnection, run: &str) -> Result<(), Box<dyn std::e
     let key = DistkitRedisKey::try_from("connections")?;
     // A short threshold so the tour does not wait 30 s.
     let options = |id: &str| -> Result<StrictInstanceAwareCounterOptions, distkit::DistkitError> {
-        Ok(StrictInstanceAwareCounterOptions::new(prefix.clone(), conn.clone())
-            .with_dead_instance_threshold_ms(1_000)
-            .with_instance_id(DistkitRedisKey::try_from(id)?))
+        Ok(
+            StrictInstanceAwareCounterOptions::new(prefix.clone(), conn.clone())
+                .with_dead_instance_threshold_ms(1_000)
+                .with_instance_id(DistkitRedisKey::try_from(id)?),
+        )
     };
     let server_a = StrictInstanceAwareCounter::new(options("server-a")?);
     let server_b = StrictInstanceAwareCounter::new(options("server-b")?);
@@ -26,7 +28,10 @@ pub async fn run(conn: &RedisConnection, run: &str) -> Result<(), Box<dyn std::e
     let (total, mine) = server_b.inc(&key, 5).await?;
     println!("server-b holds 5 connections:  cumulative {total}, its slice {mine}");
     for instance in server_b.live_instances().await? {
-        println!("  live: {} (last heartbeat {} ms)", instance.instance_id, instance.last_heartbeat_ms);
+        println!(
+            "  live: {} (last heartbeat {} ms)",
+            instance.instance_id, instance.last_heartbeat_ms
+        );
     }
 
     println!("server-a goes silent (dropped: no more heartbeats)...");
