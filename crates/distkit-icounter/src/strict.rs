@@ -1,0 +1,643 @@
+//! [`StrictInstanceAwareCounter`]: every call is one atomic script run.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+use distkit_core::redis::Value;
+use distkit_core::{
+    CounterComparator, DistkitError, DistkitRedisKey, KeyLayout, RedisConnection, spawn_weak_loop,
+};
+use tokio::task::JoinHandle;
+
+use crate::instance::{InstanceInfo, generate_instance_id};
+use crate::protocol::{APPLY, CLEANUP_BUDGET, Keys, Op, OpKind, OpStatus, Reply, parse_reply};
+use crate::{InstanceAwareCounterTrait, StrictInstanceAwareCounterOptions};
+
+/// Keys re-synchronised per call when an instance comes back.
+const RECOVERY_CHUNK: usize = 256;
+
+/// What this instance last learned about its own slice of one key.
+#[derive(Debug, Clone, Copy)]
+struct LocalSlice {
+    slice: i64,
+    epoch: u64,
+    /// Sequence of the call that reported it: replies processed out of order
+    /// never overwrite a newer value.
+    seq: u64,
+}
+
+/// An instance-aware counter whose every operation is applied in Redis
+/// before it returns.
+///
+/// Each call is one run of `scripts/icounter/apply.lua`, which also stamps
+/// this instance's heartbeat, moves instances silent for longer than the
+/// threshold to a cleanup queue and removes a bounded number of their
+/// entries (subtracting each slice exactly once). A background heartbeat
+/// every threshold/3 keeps an idle instance alive while the counter lives.
+///
+/// The counter remembers its own slices in memory. If it was declared dead
+/// (cut off for longer than the threshold) and comes back, it restores every
+/// slice the cleanup removed, on every key it contributed to, without
+/// counting any of them twice. Memory grows with the number of keys this
+/// instance has written.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), distkit_icounter::DistkitError> {
+/// # let conn = distkit_testkit::shared_server().connection_manager().await;
+/// use distkit_icounter::{
+///     DistkitRedisKey, InstanceAwareCounterTrait, StrictInstanceAwareCounter,
+///     StrictInstanceAwareCounterOptions,
+/// };
+/// # let prefix = DistkitRedisKey::try_from(distkit_testkit::unique_prefix("doc_strict"))?;
+/// let counter = StrictInstanceAwareCounter::new(StrictInstanceAwareCounterOptions::new(prefix, conn));
+/// let key = DistkitRedisKey::try_from("connections")?;
+/// assert_eq!(counter.inc(&key, 5).await?, (5, 5));
+/// assert_eq!(counter.dec(&key, 2).await?, (3, 3));
+/// # Ok(()) }
+/// ```
+pub struct StrictInstanceAwareCounter {
+    connection: RedisConnection,
+    keys: Keys,
+    prefix: DistkitRedisKey,
+    instance_id: String,
+    dead_instance_threshold_ms: u64,
+    memory: DashMap<String, LocalSlice>,
+    needs_recovery: AtomicBool,
+    recovery: tokio::sync::Mutex<()>,
+    heartbeat_task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for StrictInstanceAwareCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StrictInstanceAwareCounter")
+            .field("prefix", &self.prefix)
+            .field("instance_id", &self.instance_id)
+            .field(
+                "dead_instance_threshold_ms",
+                &self.dead_instance_threshold_ms,
+            )
+            .field("remembered_keys", &self.memory.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for StrictInstanceAwareCounter {
+    fn drop(&mut self) {
+        if let Ok(mut slot) = self.heartbeat_task.lock()
+            && let Some(task) = slot.take()
+        {
+            task.abort();
+        }
+    }
+}
+
+impl StrictInstanceAwareCounter {
+    /// Creates the counter and starts its background heartbeat (every
+    /// threshold/3, while the returned `Arc` lives; none outside a Tokio
+    /// runtime, where heartbeats still ride on every operation).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), distkit_icounter::DistkitError> {
+    /// # let conn = distkit_testkit::shared_server().connection_manager().await;
+    /// use distkit_icounter::{DistkitRedisKey, StrictInstanceAwareCounter, StrictInstanceAwareCounterOptions};
+    /// let options = StrictInstanceAwareCounterOptions::new(DistkitRedisKey::try_from("my_app")?, conn)
+    ///     .with_dead_instance_threshold_ms(5_000);
+    /// let counter = StrictInstanceAwareCounter::new(options);
+    /// assert!(!counter.instance_id().is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub fn new(options: StrictInstanceAwareCounterOptions) -> Arc<Self> {
+        let layout = KeyLayout::new("icounter", &options.prefix);
+        let threshold = options.dead_instance_threshold_ms.max(1);
+        let counter = Arc::new(Self {
+            connection: options.connection_manager,
+            keys: Keys::new(&layout),
+            prefix: options.prefix,
+            instance_id: options
+                .instance_id
+                .map(DistkitRedisKey::into_string)
+                .unwrap_or_else(generate_instance_id),
+            dead_instance_threshold_ms: threshold,
+            memory: DashMap::new(),
+            needs_recovery: AtomicBool::new(false),
+            recovery: tokio::sync::Mutex::new(()),
+            heartbeat_task: Mutex::new(None),
+        });
+        let period = Duration::from_millis((threshold / 3).max(1));
+        let task = spawn_weak_loop(&counter, period, |counter| async move {
+            if let Err(error) = counter.heartbeat().await {
+                tracing::debug!(instance = %counter.instance_id, %error, "distkit: icounter heartbeat failed");
+            }
+        });
+        if let Ok(mut slot) = counter.heartbeat_task.lock() {
+            *slot = task;
+        }
+        counter
+    }
+
+    /// The id of this instance (generated unless given in the options).
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    /// The dead-instance threshold in milliseconds.
+    pub fn dead_instance_threshold_ms(&self) -> u64 {
+        self.dead_instance_threshold_ms
+    }
+
+    /// Stamps this instance's heartbeat and does one bounded round of
+    /// dead-instance cleanup. The background task calls this every
+    /// threshold/3; calling it yourself is never needed but harmless.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), distkit_icounter::DistkitError> {
+    /// # let conn = distkit_testkit::shared_server().connection_manager().await;
+    /// # use distkit_icounter::*;
+    /// # let prefix = DistkitRedisKey::try_from(distkit_testkit::unique_prefix("doc_hb"))?;
+    /// let counter = StrictInstanceAwareCounter::new(StrictInstanceAwareCounterOptions::new(prefix, conn));
+    /// counter.heartbeat().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn heartbeat(&self) -> Result<(), DistkitError> {
+        self.execute(&[], 0, "icounter.heartbeat").await.map(|_| ())
+    }
+
+    /// The live instances of this prefix with their last heartbeat (server
+    /// time). Runs a heartbeat first, so expired instances are not listed.
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), distkit_icounter::DistkitError> {
+    /// # let conn = distkit_testkit::shared_server().connection_manager().await;
+    /// # use distkit_icounter::*;
+    /// # let prefix = DistkitRedisKey::try_from(distkit_testkit::unique_prefix("doc_live"))?;
+    /// let counter = StrictInstanceAwareCounter::new(StrictInstanceAwareCounterOptions::new(prefix, conn));
+    /// let live = counter.live_instances().await?;
+    /// assert!(live.iter().any(|i| i.instance_id == counter.instance_id()));
+    /// # Ok(()) }
+    /// ```
+    pub async fn live_instances(&self) -> Result<Vec<InstanceInfo>, DistkitError> {
+        self.heartbeat().await?;
+        let mut conn = self.connection.clone();
+        let members: Vec<(String, f64)> = distkit_core::redis::cmd("ZRANGE")
+            .arg(self.keys.instances())
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| DistkitError::redis("icounter.live_instances", e))?;
+        Ok(members
+            .into_iter()
+            .map(|(instance_id, score)| InstanceInfo {
+                instance_id,
+                // heartbeats are integral milliseconds, exact in a double
+                last_heartbeat_ms: score.max(0.0) as u64,
+            })
+            .collect())
+    }
+
+    fn local(&self, key: &str) -> (i64, u64) {
+        self.memory
+            .get(key)
+            .map(|entry| (entry.slice, entry.epoch))
+            .unwrap_or((0, 0))
+    }
+
+    fn remember(&self, key: &str, slice: i64, epoch: u64, seq: u64) {
+        if let Some(mut entry) = self.memory.get_mut(key) {
+            if seq > entry.seq {
+                *entry = LocalSlice { slice, epoch, seq };
+            }
+            return;
+        }
+        if slice != 0 {
+            self.memory
+                .entry(key.to_owned())
+                .and_modify(|entry| {
+                    if seq > entry.seq {
+                        *entry = LocalSlice { slice, epoch, seq };
+                    }
+                })
+                .or_insert(LocalSlice { slice, epoch, seq });
+        }
+    }
+
+    /// One script run, without recovery.
+    async fn raw(
+        &self,
+        ops: &[Op],
+        flush_seq: u64,
+        name: &'static str,
+    ) -> Result<Reply, DistkitError> {
+        let mut call = APPLY.call();
+        for key in &self.keys.all {
+            call.push_key(key);
+        }
+        call.push_arg(&self.instance_id)
+            .push_arg(self.dead_instance_threshold_ms)
+            .push_arg(CLEANUP_BUDGET)
+            .push_arg(flush_seq)
+            .push_arg(ops.len());
+        for op in ops {
+            op.push_args(&mut call, self.local(&op.key));
+        }
+        // A first call also reports `rejoined`; only an instance that held
+        // slices before the call has anything to restore.
+        let had_slices = !self.memory.is_empty();
+        let mut conn = self.connection.clone();
+        let value: Value = call.invoke(&mut conn).await.map_err(|e| rename(e, name))?;
+        let reply = parse_reply(name, &value)?;
+        if reply.results.len() != ops.len() {
+            return Err(DistkitError::unexpected_reply(
+                name,
+                "wrong number of results",
+            ));
+        }
+        for (op, result) in ops.iter().zip(&reply.results) {
+            if result.status == OpStatus::Overflow {
+                continue;
+            }
+            match op.kind {
+                OpKind::Get | OpKind::Inc | OpKind::Set | OpKind::SetOnInstance => {
+                    self.remember(&op.key, result.slice, result.epoch, reply.seq)
+                }
+                OpKind::Del | OpKind::DelOnInstance => {
+                    self.remember(&op.key, 0, result.epoch, reply.seq)
+                }
+                OpKind::Clear => self.memory.retain(|_, entry| entry.seq > reply.seq),
+                OpKind::ClearOnInstance => {}
+            }
+        }
+        if reply.rejoined && had_slices {
+            self.needs_recovery.store(true, Ordering::SeqCst);
+        }
+        Ok(reply)
+    }
+
+    /// One script run, then (if this instance was declared dead meanwhile)
+    /// the re-synchronisation of every key it remembers.
+    pub(crate) async fn execute(
+        &self,
+        ops: &[Op],
+        flush_seq: u64,
+        name: &'static str,
+    ) -> Result<Reply, DistkitError> {
+        let reply = self.raw(ops, flush_seq, name).await?;
+        if self.needs_recovery.load(Ordering::SeqCst) {
+            self.recover().await?;
+        }
+        Ok(reply)
+    }
+
+    /// Restores, on every key this instance remembers, the slices that
+    /// dead-instance cleanup removed. Idempotent: a slice is restored only
+    /// where its entry is missing and its epoch is still current.
+    async fn recover(&self) -> Result<(), DistkitError> {
+        let _guard = self.recovery.lock().await;
+        if !self.needs_recovery.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let keys: Vec<String> = self
+            .memory
+            .iter()
+            .filter(|entry| entry.slice != 0)
+            .map(|entry| entry.key().clone())
+            .collect();
+        for chunk in keys.chunks(RECOVERY_CHUNK) {
+            let ops: Vec<Op> = chunk
+                .iter()
+                .map(|key| Op::new(OpKind::Get, key, 0, CounterComparator::Nil))
+                .collect();
+            if let Err(error) = self.raw(&ops, 0, "icounter.recover").await {
+                // not finished: the next call tries again
+                self.needs_recovery.store(true, Ordering::SeqCst);
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// A lax flush: `ops` under flush sequence `flush_seq`; `None` for an
+    /// operation that would overflow (its delta cannot be applied).
+    pub(crate) async fn apply_flush(
+        &self,
+        ops: &[Op],
+        flush_seq: u64,
+    ) -> Result<Vec<Option<(i64, i64)>>, DistkitError> {
+        let reply = self.execute(ops, flush_seq, "icounter.flush").await?;
+        Ok(reply
+            .results
+            .into_iter()
+            .map(|result| {
+                (result.status != OpStatus::Overflow).then_some((result.cumulative, result.slice))
+            })
+            .collect())
+    }
+
+    pub(crate) fn connection(&self) -> RedisConnection {
+        self.connection.clone()
+    }
+
+    pub(crate) fn flushes_key(&self) -> &str {
+        self.keys.flushes()
+    }
+
+    async fn single(
+        &self,
+        kind: OpKind,
+        key: &DistkitRedisKey,
+        value: i64,
+        comparator: CounterComparator,
+    ) -> Result<(i64, i64), DistkitError> {
+        let results = self
+            .batch(
+                vec![Op::new(kind, key.as_str(), value, comparator)],
+                kind.name(),
+            )
+            .await?;
+        results
+            .into_iter()
+            .next()
+            .ok_or_else(|| DistkitError::unexpected_reply(kind.name(), "no result"))
+    }
+
+    async fn batch(
+        &self,
+        ops: Vec<Op>,
+        name: &'static str,
+    ) -> Result<Vec<(i64, i64)>, DistkitError> {
+        self.apply_batch(&ops, 0, name).await
+    }
+
+    /// Runs `ops` (a lax flush passes its sequence) and maps the results.
+    pub(crate) async fn apply_batch(
+        &self,
+        ops: &[Op],
+        flush_seq: u64,
+        name: &'static str,
+    ) -> Result<Vec<(i64, i64)>, DistkitError> {
+        let reply = self.execute(ops, flush_seq, name).await?;
+        let mut out = Vec::with_capacity(ops.len());
+        for (op, result) in ops.iter().zip(reply.results) {
+            if result.status == OpStatus::Overflow {
+                return Err(DistkitError::CounterOverflow {
+                    operation: op.kind.name(),
+                    key: op.key.clone(),
+                    operand: op.value,
+                });
+            }
+            out.push((result.cumulative, result.slice));
+        }
+        Ok(out)
+    }
+}
+
+fn rename(error: DistkitError, name: &'static str) -> DistkitError {
+    match error {
+        DistkitError::Redis { source, .. } => DistkitError::redis(name, source),
+        other => other,
+    }
+}
+
+fn ops_of<'a>(
+    kind: OpKind,
+    updates: impl Iterator<Item = (&'a DistkitRedisKey, CounterComparator, i64)>,
+) -> Vec<Op> {
+    updates
+        .map(|(key, comparator, value)| Op::new(kind, key.as_str(), value, comparator))
+        .collect()
+}
+
+fn zip_keys<'a>(
+    keys: impl Iterator<Item = &'a DistkitRedisKey>,
+    values: Vec<(i64, i64)>,
+) -> Vec<(&'a DistkitRedisKey, i64, i64)> {
+    keys.zip(values)
+        .map(|(key, (cumulative, slice))| (key, cumulative, slice))
+        .collect()
+}
+
+#[async_trait]
+impl InstanceAwareCounterTrait for StrictInstanceAwareCounter {
+    fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    async fn inc(&self, key: &DistkitRedisKey, count: i64) -> Result<(i64, i64), DistkitError> {
+        self.single(OpKind::Inc, key, count, CounterComparator::Nil)
+            .await
+    }
+
+    async fn dec(&self, key: &DistkitRedisKey, count: i64) -> Result<(i64, i64), DistkitError> {
+        let negated = count
+            .checked_neg()
+            .ok_or_else(|| DistkitError::CounterOverflow {
+                operation: "icounter.dec",
+                key: key.as_str().to_owned(),
+                operand: count,
+            })?;
+        self.single(OpKind::Inc, key, negated, CounterComparator::Nil)
+            .await
+    }
+
+    async fn get(&self, key: &DistkitRedisKey) -> Result<(i64, i64), DistkitError> {
+        self.single(OpKind::Get, key, 0, CounterComparator::Nil)
+            .await
+    }
+
+    async fn set(&self, key: &DistkitRedisKey, count: i64) -> Result<(i64, i64), DistkitError> {
+        self.single(OpKind::Set, key, count, CounterComparator::Nil)
+            .await
+    }
+
+    async fn set_on_instance(
+        &self,
+        key: &DistkitRedisKey,
+        count: i64,
+    ) -> Result<(i64, i64), DistkitError> {
+        self.single(OpKind::SetOnInstance, key, count, CounterComparator::Nil)
+            .await
+    }
+
+    async fn del(&self, key: &DistkitRedisKey) -> Result<(i64, i64), DistkitError> {
+        self.single(OpKind::Del, key, 0, CounterComparator::Nil)
+            .await
+    }
+
+    async fn del_on_instance(&self, key: &DistkitRedisKey) -> Result<(i64, i64), DistkitError> {
+        self.single(OpKind::DelOnInstance, key, 0, CounterComparator::Nil)
+            .await
+    }
+
+    async fn clear(&self) -> Result<(), DistkitError> {
+        let op = Op::new(OpKind::Clear, "", 0, CounterComparator::Nil);
+        self.execute(&[op], 0, OpKind::Clear.name())
+            .await
+            .map(|_| ())
+    }
+
+    async fn clear_on_instance(&self) -> Result<(), DistkitError> {
+        let mut op = Op::new(OpKind::ClearOnInstance, "", 0, CounterComparator::Nil);
+        let mut first_seq = None;
+        loop {
+            let reply = self
+                .execute(std::slice::from_ref(&op), 0, OpKind::ClearOnInstance.name())
+                .await?;
+            first_seq.get_or_insert(reply.seq);
+            let cursor = reply
+                .results
+                .into_iter()
+                .next()
+                .map(|r| r.cursor)
+                .unwrap_or_default();
+            if cursor.is_empty() {
+                break;
+            }
+            op.cursor = cursor;
+        }
+        let first_seq = first_seq.unwrap_or_default();
+        for mut entry in self.memory.iter_mut() {
+            if entry.seq < first_seq {
+                entry.slice = 0;
+                entry.seq = first_seq;
+            }
+        }
+        self.memory.retain(|_, entry| entry.slice != 0);
+        Ok(())
+    }
+
+    async fn inc_if(
+        &self,
+        key: &DistkitRedisKey,
+        cmp: CounterComparator,
+        count: i64,
+    ) -> Result<(i64, i64), DistkitError> {
+        self.single(OpKind::Inc, key, count, cmp).await
+    }
+
+    async fn set_if(
+        &self,
+        key: &DistkitRedisKey,
+        cmp: CounterComparator,
+        count: i64,
+    ) -> Result<(i64, i64), DistkitError> {
+        self.single(OpKind::Set, key, count, cmp).await
+    }
+
+    async fn set_on_instance_if(
+        &self,
+        key: &DistkitRedisKey,
+        cmp: CounterComparator,
+        count: i64,
+    ) -> Result<(i64, i64), DistkitError> {
+        self.single(OpKind::SetOnInstance, key, count, cmp).await
+    }
+
+    async fn get_all<'a>(
+        &self,
+        keys: &[&'a DistkitRedisKey],
+    ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError> {
+        let ops = ops_of(
+            OpKind::Get,
+            keys.iter().map(|k| (*k, CounterComparator::Nil, 0)),
+        );
+        let values = self.batch(ops, "icounter.get_all").await?;
+        Ok(zip_keys(keys.iter().copied(), values))
+    }
+
+    async fn get_all_on_instance<'a>(
+        &self,
+        keys: &[&'a DistkitRedisKey],
+    ) -> Result<Vec<(&'a DistkitRedisKey, i64)>, DistkitError> {
+        let ops = ops_of(
+            OpKind::Get,
+            keys.iter().map(|k| (*k, CounterComparator::Nil, 0)),
+        );
+        let values = self.batch(ops, "icounter.get_all_on_instance").await?;
+        Ok(keys
+            .iter()
+            .copied()
+            .zip(values)
+            .map(|(k, (_, slice))| (k, slice))
+            .collect())
+    }
+
+    async fn inc_all<'a>(
+        &self,
+        updates: &[(&'a DistkitRedisKey, i64)],
+    ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError> {
+        let ops = ops_of(
+            OpKind::Inc,
+            updates
+                .iter()
+                .map(|(k, v)| (*k, CounterComparator::Nil, *v)),
+        );
+        let values = self.batch(ops, "icounter.inc_all").await?;
+        Ok(zip_keys(updates.iter().map(|(k, _)| *k), values))
+    }
+
+    async fn inc_all_if<'a>(
+        &self,
+        updates: &[(&'a DistkitRedisKey, CounterComparator, i64)],
+    ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError> {
+        let ops = ops_of(OpKind::Inc, updates.iter().map(|(k, c, v)| (*k, *c, *v)));
+        let values = self.batch(ops, "icounter.inc_all_if").await?;
+        Ok(zip_keys(updates.iter().map(|(k, _, _)| *k), values))
+    }
+
+    async fn set_all<'a>(
+        &self,
+        updates: &[(&'a DistkitRedisKey, i64)],
+    ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError> {
+        let ops = ops_of(
+            OpKind::Set,
+            updates
+                .iter()
+                .map(|(k, v)| (*k, CounterComparator::Nil, *v)),
+        );
+        let values = self.batch(ops, "icounter.set_all").await?;
+        Ok(zip_keys(updates.iter().map(|(k, _)| *k), values))
+    }
+
+    async fn set_all_if<'a>(
+        &self,
+        updates: &[(&'a DistkitRedisKey, CounterComparator, i64)],
+    ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError> {
+        let ops = ops_of(OpKind::Set, updates.iter().map(|(k, c, v)| (*k, *c, *v)));
+        let values = self.batch(ops, "icounter.set_all_if").await?;
+        Ok(zip_keys(updates.iter().map(|(k, _, _)| *k), values))
+    }
+
+    async fn set_all_on_instance<'a>(
+        &self,
+        updates: &[(&'a DistkitRedisKey, i64)],
+    ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError> {
+        let ops = ops_of(
+            OpKind::SetOnInstance,
+            updates
+                .iter()
+                .map(|(k, v)| (*k, CounterComparator::Nil, *v)),
+        );
+        let values = self.batch(ops, "icounter.set_all_on_instance").await?;
+        Ok(zip_keys(updates.iter().map(|(k, _)| *k), values))
+    }
+
+    async fn set_all_on_instance_if<'a>(
+        &self,
+        updates: &[(&'a DistkitRedisKey, CounterComparator, i64)],
+    ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError> {
+        let ops = ops_of(
+            OpKind::SetOnInstance,
+            updates.iter().map(|(k, c, v)| (*k, *c, *v)),
+        );
+        let values = self.batch(ops, "icounter.set_all_on_instance_if").await?;
+        Ok(zip_keys(updates.iter().map(|(k, _, _)| *k), values))
+    }
+
+    async fn live_instances(&self) -> Result<Vec<InstanceInfo>, DistkitError> {
+        StrictInstanceAwareCounter::live_instances(self).await
+    }
+}

@@ -1,0 +1,160 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! Lax flushes are applied at most once per sequence, even when a batch is
+//! resent after its reply was lost; the vendored script files are the ones
+//! Redis runs.
+
+use std::time::Duration;
+
+use distkit_icounter::{
+    DistkitRedisKey, InstanceAwareCounterTrait, LaxInstanceAwareCounter,
+    LaxInstanceAwareCounterOptions, RedisConnection, StrictInstanceAwareCounter,
+    StrictInstanceAwareCounterOptions,
+};
+
+fn key(name: &str) -> DistkitRedisKey {
+    DistkitRedisKey::try_from(name).unwrap()
+}
+
+fn prefix(name: &str) -> DistkitRedisKey {
+    DistkitRedisKey::try_from(distkit_testkit::unique_prefix(name)).unwrap()
+}
+
+/// The script exactly as a service in another language would send it:
+/// `lib/int64.lua`, a newline, then `icounter/apply.lua`.
+fn vendored_script() -> redis::Script {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts");
+    let lib = std::fs::read_to_string(format!("{root}/lib/int64.lua")).unwrap();
+    let body = std::fs::read_to_string(format!("{root}/icounter/apply.lua")).unwrap();
+    redis::Script::new(&format!("{lib}\n{body}"))
+}
+
+async fn flush_call(conn: &mut RedisConnection, p: &DistkitRedisKey, seq: u64) -> redis::Value {
+    let base = format!("distkit:icounter:{{{}}}", p.as_str());
+    let script = vendored_script();
+    let mut invocation = script.prepare_invoke();
+    for part in [
+        "instances",
+        "dead",
+        "meta",
+        "totals",
+        "epochs",
+        "slices",
+        "slice_epochs",
+        "contrib",
+        "flushes",
+    ] {
+        invocation.key(format!("{base}:{part}"));
+    }
+    invocation
+        .arg("vendor")
+        .arg(30_000)
+        .arg(200)
+        .arg(seq)
+        .arg(1)
+        .arg(["inc", "k", "5", "nil", "0", "0", "0"].as_slice());
+    invocation.invoke_async(conn).await.unwrap()
+}
+
+async fn same_sequence_applies_once(conn: RedisConnection) {
+    let p = prefix("icf_seq");
+    let mut raw = conn.clone();
+    flush_call(&mut raw, &p, 1).await;
+    let repeated = flush_call(&mut raw, &p, 1).await;
+    let redis::Value::Array(parts) = repeated else {
+        panic!("{repeated:?}")
+    };
+    assert_eq!(parts[2], redis::Value::Int(1), "reported as a duplicate");
+    flush_call(&mut raw, &p, 2).await;
+    // a Rust instance on the same keys sees the vendored writes
+    let reader = StrictInstanceAwareCounter::new(StrictInstanceAwareCounterOptions::new(p, conn));
+    assert_eq!(reader.get(&key("k")).await.unwrap(), (10, 0));
+}
+
+#[tokio::test]
+async fn same_sequence_applies_once_single_node() {
+    same_sequence_applies_once(
+        distkit_testkit::shared_server()
+            .connection_manager()
+            .await
+            .into(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn same_sequence_applies_once_cluster() {
+    same_sequence_applies_once(distkit_testkit::shared_cluster().connection().await.into()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_resent_after_a_lost_reply_applies_once() {
+    let server = distkit_testkit::shared_server();
+    let proxy = distkit_testkit::FaultProxy::start(server.port());
+    let client = redis::Client::open(proxy.url()).unwrap();
+    let conn: RedisConnection = client.get_connection_manager().await.unwrap().into();
+    let p = prefix("icf_lost");
+    let lax = LaxInstanceAwareCounter::new(
+        LaxInstanceAwareCounterOptions::new(p.clone(), conn)
+            .with_flush_interval(Duration::from_secs(3600)),
+    );
+    let k = key("k");
+    lax.inc(&k, 0).await.unwrap();
+    lax.flush().await.unwrap(); // learns its flush sequence
+    lax.inc(&k, 5).await.unwrap();
+    proxy.pause();
+    // the flush is sent, held by the proxy, and abandoned before its reply
+    let abandoned = tokio::time::timeout(Duration::from_millis(200), lax.flush()).await;
+    assert!(abandoned.is_err());
+    proxy.resume();
+    let reader = StrictInstanceAwareCounter::new(StrictInstanceAwareCounterOptions::new(
+        p,
+        server.connection_manager().await,
+    ));
+    // the held request lands once the proxy resumes
+    let mut landed = false;
+    for _ in 0..50 {
+        if reader.get(&k).await.unwrap().0 == 5 {
+            landed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(landed);
+    // the resend carries the same sequence: not applied again
+    lax.inc(&k, 1).await.unwrap();
+    lax.flush().await.unwrap();
+    assert_eq!(reader.get(&k).await.unwrap(), (6, 0));
+    assert_eq!(lax.get(&k).await.unwrap(), (6, 6));
+}
+
+#[tokio::test]
+async fn generated_ids_are_unique_and_listed_with_heartbeats() {
+    let p = prefix("icf_ids");
+    let server = distkit_testkit::shared_server();
+    let a = StrictInstanceAwareCounter::new(StrictInstanceAwareCounterOptions::new(
+        p.clone(),
+        server.connection_manager().await,
+    ));
+    let b = StrictInstanceAwareCounter::new(StrictInstanceAwareCounterOptions::new(
+        p,
+        server.connection_manager().await,
+    ));
+    assert_ne!(a.instance_id(), b.instance_id());
+    b.heartbeat().await.unwrap();
+    let live = a.live_instances().await.unwrap();
+    assert_eq!(live.len(), 2);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // server time on the same machine: close to the local clock
+    assert!(
+        live.iter()
+            .all(|i| i.last_heartbeat_ms.abs_diff(now_ms) < 5_000)
+    );
+}
