@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use distkit::DistkitRedisKey;
 use distkit::counter::{CounterOptions, CounterTrait, LaxCounter, StrictCounter};
-use distkit_benches::{connection, run_concurrent, runtime, trivial_script};
+use distkit_benches::{bench_raw_evalsha, bench_raw_hincrby, connection, run_concurrent, runtime};
 
 /// Polls a future that completes without waiting (the lax warm path).
 fn ready<F: Future>(future: F) -> F::Output {
@@ -40,7 +40,6 @@ fn bench_prefix(name: &str) -> DistkitRedisKey {
 fn strict_vs_baselines(c: &mut Criterion) {
     let rt = runtime();
     let conn = connection(&rt);
-    let script = trivial_script();
     let strict = StrictCounter::new(CounterOptions::new(
         bench_prefix("bench_strict"),
         conn.clone(),
@@ -61,43 +60,8 @@ fn strict_vs_baselines(c: &mut Criterion) {
                 })
             })
         });
-        let hincrby_conn = conn.clone();
-        group.bench_function(format!("baseline_hincrby/{callers}"), |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let conn = hincrby_conn.clone();
-                run_concurrent(callers, iters, move |_| {
-                    let mut conn = conn.clone();
-                    async move {
-                        let _: i64 = redis::cmd("HINCRBY")
-                            .arg("bench:baseline")
-                            .arg("f")
-                            .arg(1)
-                            .query_async(&mut conn)
-                            .await
-                            .expect("HINCRBY");
-                    }
-                })
-            })
-        });
-        let evalsha_conn = conn.clone();
-        let script = script.clone();
-        group.bench_function(format!("baseline_evalsha/{callers}"), |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let (conn, script) = (evalsha_conn.clone(), script.clone());
-                run_concurrent(callers, iters, move |_| {
-                    let (mut conn, script) = (conn.clone(), script.clone());
-                    async move {
-                        let _: i64 = script
-                            .key("bench:baseline")
-                            .arg("f")
-                            .arg(1)
-                            .invoke_async(&mut conn)
-                            .await
-                            .expect("EVALSHA");
-                    }
-                })
-            })
-        });
+        bench_raw_hincrby(&mut group, &rt, &conn, "baseline_hincrby", callers);
+        bench_raw_evalsha(&mut group, &rt, &conn, "baseline_evalsha", callers);
     }
 
     let keys: Vec<DistkitRedisKey> = (0..100)

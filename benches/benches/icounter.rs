@@ -13,7 +13,7 @@ use distkit::icounter::{
     InstanceAwareCounterTrait, LaxInstanceAwareCounter, LaxInstanceAwareCounterOptions,
     StrictInstanceAwareCounter, StrictInstanceAwareCounterOptions,
 };
-use distkit_benches::{connection, run_concurrent, runtime, trivial_script};
+use distkit_benches::{bench_raw_evalsha, connection, run_concurrent, runtime};
 
 fn prefix(name: &str) -> DistkitRedisKey {
     DistkitRedisKey::try_from(distkit_testkit::unique_prefix(name)).expect("prefix")
@@ -22,31 +22,10 @@ fn prefix(name: &str) -> DistkitRedisKey {
 fn icounter(c: &mut Criterion) {
     let rt = runtime();
     let conn = connection(&rt);
-    let script = trivial_script();
     let mut group = c.benchmark_group("icounter");
     let key = Arc::new(DistkitRedisKey::try_from("bench").expect("key"));
     for callers in [1u64, 64] {
-        let evalsha_conn = conn.clone();
-        let script = script.clone();
-        group.bench_function(format!("baseline_evalsha/{callers}"), |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let conn = evalsha_conn.clone();
-                let script = script.clone();
-                run_concurrent(callers, iters, move |_| {
-                    let mut conn = conn.clone();
-                    let script = script.clone();
-                    async move {
-                        let _: i64 = script
-                            .key("bench:icounter:baseline")
-                            .arg("f")
-                            .arg(1)
-                            .invoke_async(&mut conn)
-                            .await
-                            .expect("EVALSHA");
-                    }
-                })
-            })
-        });
+        bench_raw_evalsha(&mut group, &rt, &conn, "baseline_evalsha", callers);
         let counter = rt.block_on(async {
             StrictInstanceAwareCounter::new(StrictInstanceAwareCounterOptions::new(
                 prefix("bench_strict"),

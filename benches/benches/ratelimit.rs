@@ -14,7 +14,7 @@ use distkit::trypema::hybrid::{HybridRateLimiterProvider, SyncInterval};
 use distkit::trypema::local::LocalRateLimiterProvider;
 use distkit::trypema::redis::{RedisKey, RedisRateLimiterProvider};
 use distkit::trypema::{BucketSize, RateLimit as TrypemaRate, RateLimiterBuilder, WindowSize};
-use distkit_benches::{connection, run_concurrent, runtime, trivial_script};
+use distkit_benches::{bench_raw_evalsha, connection, run_concurrent, runtime};
 
 /// A window that never fills during a bench: every decision is an admission.
 fn huge_limit() -> RateLimit {
@@ -139,7 +139,6 @@ fn hybrid(c: &mut Criterion) {
 fn redis(c: &mut Criterion) {
     let rt = runtime();
     let conn = connection(&rt);
-    let script = trivial_script();
     let native = Arc::new(RedisRateLimiter::new(RedisOptions::new(
         namespace("bench_redis"),
         conn.clone(),
@@ -158,27 +157,7 @@ fn redis(c: &mut Criterion) {
     });
     let mut group = c.benchmark_group("ratelimit/redis");
     for callers in [1u64, 64] {
-        let evalsha_conn = conn.clone();
-        let evalsha = script.clone();
-        group.bench_function(format!("evalsha_baseline/{callers}"), |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let conn = evalsha_conn.clone();
-                let script = evalsha.clone();
-                run_concurrent(callers, iters, move |_| {
-                    let mut conn = conn.clone();
-                    let script = script.clone();
-                    async move {
-                        let _: i64 = script
-                            .key("bench:baseline")
-                            .arg("f")
-                            .arg(1)
-                            .invoke_async(&mut conn)
-                            .await
-                            .expect("EVALSHA");
-                    }
-                })
-            })
-        });
+        bench_raw_evalsha(&mut group, &rt, &conn, "evalsha_baseline", callers);
         let limiter = native.clone();
         group.bench_function(format!("native/{callers}"), |b| {
             b.to_async(&rt).iter_custom(|iters| {

@@ -51,3 +51,60 @@ where
     }
     start.elapsed()
 }
+
+/// Adds the raw `HINCRBY` baseline at `callers` concurrent callers to `group`,
+/// as `<name>/<callers>`, over `conn`.
+pub fn bench_raw_hincrby(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    runtime: &tokio::runtime::Runtime,
+    conn: &ConnectionManager,
+    name: &str,
+    callers: u64,
+) {
+    group.bench_function(format!("{name}/{callers}"), |b| {
+        b.to_async(runtime).iter_custom(|iters| {
+            let conn = conn.clone();
+            run_concurrent(callers, iters, move |_| {
+                let mut conn = conn.clone();
+                async move {
+                    let _: i64 = redis::cmd("HINCRBY")
+                        .arg("bench:baseline")
+                        .arg("f")
+                        .arg(1)
+                        .query_async(&mut conn)
+                        .await
+                        .expect("HINCRBY");
+                }
+            })
+        })
+    });
+}
+
+/// Adds the raw trivial-script (`EVALSHA`) baseline at `callers` concurrent
+/// callers to `group`, as `<name>/<callers>`, over `conn`.
+pub fn bench_raw_evalsha(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    runtime: &tokio::runtime::Runtime,
+    conn: &ConnectionManager,
+    name: &str,
+    callers: u64,
+) {
+    let script = trivial_script();
+    group.bench_function(format!("{name}/{callers}"), |b| {
+        b.to_async(runtime).iter_custom(|iters| {
+            let (conn, script) = (conn.clone(), script.clone());
+            run_concurrent(callers, iters, move |_| {
+                let (mut conn, script) = (conn.clone(), script.clone());
+                async move {
+                    let _: i64 = script
+                        .key("bench:baseline")
+                        .arg("f")
+                        .arg(1)
+                        .invoke_async(&mut conn)
+                        .await
+                        .expect("EVALSHA");
+                }
+            })
+        })
+    });
+}
