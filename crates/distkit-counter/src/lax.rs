@@ -80,7 +80,7 @@ use tokio::sync::{Mutex as AsyncMutex, MutexGuard};
 use tokio::task::JoinHandle;
 
 use crate::store::Store;
-use crate::strict::{negate, zip_keys, zip_pairs};
+use crate::strict::{negate, single_result, zip_keys, zip_pairs};
 use crate::{CounterOptions, CounterTrait};
 
 /// How long the per-instance flush record (last applied sequence) lives.
@@ -685,14 +685,12 @@ impl CounterTrait for LaxCounter {
         comparator: CounterComparator,
         count: i64,
     ) -> Result<(i64, i64), DistkitError> {
-        let result = self
-            .inner
-            .conditional("inc_if", true, &[(key, comparator, count)])
-            .await?;
-        result
-            .first()
-            .copied()
-            .ok_or_else(|| DistkitError::unexpected_reply("counter.inc_if", "empty reply"))
+        single_result(
+            self.inner
+                .conditional("inc_if", true, &[(key, comparator, count)])
+                .await?,
+            "counter.inc_if",
+        )
     }
 
     async fn set_if(
@@ -701,14 +699,12 @@ impl CounterTrait for LaxCounter {
         comparator: CounterComparator,
         count: i64,
     ) -> Result<(i64, i64), DistkitError> {
-        let result = self
-            .inner
-            .conditional("set_if", false, &[(key, comparator, count)])
-            .await?;
-        result
-            .first()
-            .copied()
-            .ok_or_else(|| DistkitError::unexpected_reply("counter.set_if", "empty reply"))
+        single_result(
+            self.inner
+                .conditional("set_if", false, &[(key, comparator, count)])
+                .await?,
+            "counter.set_if",
+        )
     }
 
     async fn get_all<'k>(

@@ -62,6 +62,17 @@ impl StrictCounter {
 }
 
 /// `-count`, or the typed error for `dec(i64::MIN)`.
+/// The one result of a conditional write sent as a batch of one.
+pub(crate) fn single_result(
+    results: Vec<(i64, i64)>,
+    operation: &'static str,
+) -> Result<(i64, i64), DistkitError> {
+    results
+        .first()
+        .copied()
+        .ok_or_else(|| DistkitError::unexpected_reply(operation, "empty reply"))
+}
+
 pub(crate) fn negate(count: i64) -> Result<i64, DistkitError> {
     count.checked_neg().ok_or_else(|| {
         DistkitError::invalid_argument(
@@ -119,14 +130,12 @@ impl CounterTrait for StrictCounter {
         comparator: CounterComparator,
         count: i64,
     ) -> Result<(i64, i64), DistkitError> {
-        let result = self
-            .store
-            .inc_if_many("inc_if", &[(key, comparator, count)])
-            .await?;
-        result
-            .first()
-            .copied()
-            .ok_or_else(|| DistkitError::unexpected_reply("counter.inc_if", "empty reply"))
+        single_result(
+            self.store
+                .inc_if_many("inc_if", &[(key, comparator, count)])
+                .await?,
+            "counter.inc_if",
+        )
     }
 
     async fn set_if(
@@ -135,14 +144,12 @@ impl CounterTrait for StrictCounter {
         comparator: CounterComparator,
         count: i64,
     ) -> Result<(i64, i64), DistkitError> {
-        let result = self
-            .store
-            .set_if_many("set_if", &[(key, comparator, count)])
-            .await?;
-        result
-            .first()
-            .copied()
-            .ok_or_else(|| DistkitError::unexpected_reply("counter.set_if", "empty reply"))
+        single_result(
+            self.store
+                .set_if_many("set_if", &[(key, comparator, count)])
+                .await?,
+            "counter.set_if",
+        )
     }
 
     async fn get_all<'k>(
