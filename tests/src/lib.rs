@@ -3,6 +3,9 @@
 
 use distkit::{DistkitRedisKey, RedisConnection};
 
+pub mod verify;
+pub mod workloads;
+
 /// A unique, valid prefix for one test.
 pub fn prefix(name: &str) -> DistkitRedisKey {
     DistkitRedisKey::try_from(distkit_testkit::unique_prefix(name)).expect("valid test prefix")
