@@ -408,6 +408,18 @@ impl InstanceCounterWorkload {
         }
     }
 
+    /// Sets the dead-instance threshold.
+    pub fn threshold_ms(mut self, threshold_ms: u64) -> Self {
+        self.threshold_ms = threshold_ms;
+        self
+    }
+
+    /// Sets the number of keys.
+    pub fn key_count(mut self, keys: u64) -> Self {
+        self.keys = keys.max(1);
+        self
+    }
+
     /// The keys this workload writes.
     pub fn keys(&self) -> Vec<DistkitRedisKey> {
         (0..self.keys)
