@@ -27,7 +27,7 @@ use distkit::icounter::{
 };
 use distkit::lock::{LockGuardState, LockOptions, Mutex};
 use distkit::{CounterComparator, DistkitError, DistkitRedisKey, RedisConnection};
-use distkit_testkit::faults::{Endpoint, WorkerConnection};
+use distkit_testkit::faults::{Endpoint, WORKER_RESPONSE_TIMEOUT, WorkerConnection};
 use distkit_testkit::history::{
     Clock, Comparison, CounterCall, CounterOp, CounterRet, History, LaxLedger, LockAcquisition,
     LockLog, LockMode, PendingOperation,
@@ -43,9 +43,27 @@ pub fn connection(worker: WorkerConnection) -> RedisConnection {
     }
 }
 
-/// A fresh distkit connection to `endpoint`.
+/// A fresh distkit connection to `endpoint`, as a user would open it: a
+/// cluster through [`RedisConnection::open_cluster_with`] (so the fault
+/// rounds check distkit's own redirect handling), with the test kit's short
+/// response timeout; retried until the target accepts connections.
 pub async fn connect(endpoint: &Endpoint) -> RedisConnection {
-    connection(endpoint.connection().await)
+    let Endpoint::Cluster(urls) = endpoint else {
+        return connection(endpoint.connection().await);
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let builder = distkit::redis::cluster::ClusterClient::builder(urls.clone())
+            .response_timeout(WORKER_RESPONSE_TIMEOUT)
+            .connection_timeout(WORKER_RESPONSE_TIMEOUT);
+        match RedisConnection::open_cluster_with(builder).await {
+            Ok(conn) => return conn,
+            Err(error) if Instant::now() > deadline => {
+                panic!("cannot connect to {urls:?}: {error}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
 }
 
 /// Whether `error` proves the operation changed nothing: a typed refusal
