@@ -23,18 +23,20 @@ use distkit_testkit::history::{
 use distkit_testkit::unique_prefix;
 
 use crate::workloads::{
-    InstanceCounterWorkload, LaxCounterWorkload, MutexWorkload, Regressions, StrictCounterWorkload,
-    connect,
+    InstanceCounterWorkload, LaxCounterWorkload, LaxInstanceCounterWorkload, LockKind,
+    LockWorkload, Regressions, StrictCounterWorkload, connect,
 };
 
 /// Workers per primitive (processes in the histories).
-pub const WORKERS_PER_PRIMITIVE: usize = 4;
+pub const WORKERS_PER_PRIMITIVE: usize = 3;
 /// The primitives, in worker-index order (`index % PRIMITIVES.len()`).
-pub const PRIMITIVES: [&str; 4] = [
+pub const PRIMITIVES: [&str; 6] = [
     "StrictCounter",
     "LaxCounter",
     "Mutex",
+    "RwLock",
     "StrictInstanceAwareCounter",
+    "LaxInstanceAwareCounter",
 ];
 /// The lease of the lock under test; plans must pause for longer.
 pub const LOCK_TTL: Duration = Duration::from_millis(300);
@@ -126,8 +128,8 @@ fn key_prefix(name: &str) -> DistkitRedisKey {
 
 /// Runs `plan` against `target` with every primitive's workload at once,
 /// then checks each: strict counter histories for linearizability, lax
-/// sums and monotonic reads, lock holds for exclusion and fencing order,
-/// instance slices and their sum.
+/// sums and monotonic reads, mutex and readers-writer holds for exclusion
+/// and fencing order, strict and lax instance slices and their sum.
 pub async fn primitives_through_faults(
     target: &FaultTarget,
     target_name: &'static str,
@@ -138,27 +140,44 @@ pub async fn primitives_through_faults(
     let lax = LaxCounterWorkload::new(key_prefix("v-lax"));
     let lax_ledger = LaxLedger::new();
     let regressions = Regressions::default();
-    let mutex = MutexWorkload::new(key_prefix("v-mutex"), LOCK_TTL);
+    let mutex = LockWorkload::new(LockKind::Mutex, key_prefix("v-mutex"), LOCK_TTL);
     let lock_log = LockLog::new();
+    let rwlock = LockWorkload::new(LockKind::RwLock, key_prefix("v-rwlock"), LOCK_TTL);
+    let rwlock_log = LockLog::new();
     let clock = Clock::Monotonic(Instant::now());
     let icounter = InstanceCounterWorkload::new(key_prefix("v-icounter"));
     let slice_ledger = LaxLedger::new();
     let finals: Arc<StdMutex<HashMap<String, i64>>> = Arc::default();
+    let lax_icounter = LaxInstanceCounterWorkload::new(key_prefix("v-lax-icounter"));
+    let lax_slice_ledger = LaxLedger::new();
+    let lax_finals: Arc<StdMutex<HashMap<String, i64>>> = Arc::default();
 
     let workers = WORKERS_PER_PRIMITIVE * PRIMITIVES.len();
     let report = {
         let (strict, strict_history) = (strict.clone(), strict_history.clone());
         let (lax, lax_ledger, regressions) = (lax.clone(), lax_ledger.clone(), regressions.clone());
         let (mutex, lock_log) = (mutex.clone(), lock_log.clone());
+        let (rwlock, rwlock_log) = (rwlock.clone(), rwlock_log.clone());
         let (icounter, slice_ledger, finals) =
             (icounter.clone(), slice_ledger.clone(), finals.clone());
+        let (lax_icounter, lax_slice_ledger, lax_finals) = (
+            lax_icounter.clone(),
+            lax_slice_ledger.clone(),
+            lax_finals.clone(),
+        );
         plan.run(target, workers, move |worker| {
             let (strict, strict_history) = (strict.clone(), strict_history.clone());
             let (lax, lax_ledger, regressions) =
                 (lax.clone(), lax_ledger.clone(), regressions.clone());
             let (mutex, lock_log) = (mutex.clone(), lock_log.clone());
+            let (rwlock, rwlock_log) = (rwlock.clone(), rwlock_log.clone());
             let (icounter, slice_ledger, finals) =
                 (icounter.clone(), slice_ledger.clone(), finals.clone());
+            let (lax_icounter, lax_slice_ledger, lax_finals) = (
+                lax_icounter.clone(),
+                lax_slice_ledger.clone(),
+                lax_finals.clone(),
+            );
             async move {
                 let process = (worker.index() / PRIMITIVES.len()) as u64;
                 let endpoint = worker.endpoint().clone();
@@ -178,9 +197,19 @@ pub async fn primitives_through_faults(
                             .run(&endpoint, process, lock_log, clock, running)
                             .await
                     }
-                    _ => {
+                    3 => {
+                        rwlock
+                            .run(&endpoint, process, rwlock_log, clock, running)
+                            .await
+                    }
+                    4 => {
                         icounter
                             .run(&endpoint, process, slice_ledger, finals, running)
+                            .await
+                    }
+                    _ => {
+                        lax_icounter
+                            .run(&endpoint, process, lax_slice_ledger, lax_finals, running)
                             .await
                     }
                 }
@@ -201,14 +230,26 @@ pub async fn primitives_through_faults(
             &regressions,
         )
         .await,
-        check_mutex(target_name, report, &lock_log),
+        check_lock("Mutex", target_name, report, &lock_log),
+        check_lock("RwLock", target_name, report, &rwlock_log),
         check_icounter(
+            "StrictInstanceAwareCounter",
             target_name,
             report,
             &endpoint,
             &icounter,
             &slice_ledger,
             &finals,
+        )
+        .await,
+        check_icounter(
+            "LaxInstanceAwareCounter",
+            target_name,
+            report,
+            &endpoint,
+            lax_icounter.strict(),
+            &lax_slice_ledger,
+            &lax_finals,
         )
         .await,
     ]
@@ -268,14 +309,20 @@ async fn check_lax(
     row.violations(found)
 }
 
-fn check_mutex(target: &'static str, report: FaultReport, log: &LockLog) -> Row {
-    let mut row = Row::new("Mutex", target, report);
+fn check_lock(
+    primitive: &'static str,
+    target: &'static str,
+    report: FaultReport,
+    log: &LockLog,
+) -> Row {
+    let mut row = Row::new(primitive, target, report);
     row.operations = log.acquisitions().len();
     let found = log.check().iter().map(ToString::to_string).collect();
     row.violations(found)
 }
 
 async fn check_icounter(
+    primitive: &'static str,
     target: &'static str,
     report: FaultReport,
     endpoint: &Endpoint,
@@ -283,7 +330,7 @@ async fn check_icounter(
     ledger: &LaxLedger,
     finals: &StdMutex<HashMap<String, i64>>,
 ) -> Row {
-    let mut row = Row::new("StrictInstanceAwareCounter", target, report);
+    let mut row = Row::new(primitive, target, report);
     row.operations =
         usize::try_from(ledger.acknowledged_count()).unwrap_or(usize::MAX) + ledger.unknown_count();
     row.unknown = ledger.unknown_count();

@@ -6,11 +6,13 @@
 //!   [`StrictCounter`] on a few keys, recorded for the linearizability check.
 //! - [`LaxCounterWorkload`]: increments on [`LaxCounter`]s (one per worker),
 //!   recorded in a [`LaxLedger`]; reads must never go backwards.
-//! - [`MutexWorkload`]: a [`Mutex`] per worker on one lock key; each hold
-//!   is recorded with the interval in which its guard said `Acquired`.
+//! - [`LockWorkload`]: a [`Mutex`] or [`RwLock`] per worker on one lock key;
+//!   each hold is recorded with the interval in which its guard said
+//!   `Acquired`.
 //! - [`InstanceCounterWorkload`]: every worker is an instance of a
 //!   [`StrictInstanceAwareCounter`]; its slices go to a [`LaxLedger`] keyed
-//!   by instance and key.
+//!   by instance and key; [`LaxInstanceCounterWorkload`] the same with
+//!   [`LaxInstanceAwareCounter`]s, whose slices must match exactly.
 //!
 //! Errors are classified like raw replies: an error that proves the call
 //! never ran (a typed refusal, or a Redis error that
@@ -23,9 +25,12 @@ use std::time::{Duration, Instant};
 
 use distkit::counter::{CounterOptions, CounterTrait, LaxCounter, StrictCounter};
 use distkit::icounter::{
-    InstanceAwareCounterTrait, StrictInstanceAwareCounter, StrictInstanceAwareCounterOptions,
+    InstanceAwareCounterTrait, LaxInstanceAwareCounter, LaxInstanceAwareCounterOptions,
+    StrictInstanceAwareCounter, StrictInstanceAwareCounterOptions,
 };
-use distkit::lock::{LockGuardState, LockOptions, Mutex};
+use distkit::lock::{
+    LockGuardState, LockOptions, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 use distkit::{CounterComparator, DistkitError, DistkitRedisKey, RedisConnection};
 use distkit_testkit::faults::{Endpoint, WORKER_RESPONSE_TIMEOUT, WorkerConnection};
 use distkit_testkit::history::{
@@ -242,7 +247,8 @@ impl Regressions {
 
 /// [`LaxCounter`] traffic: every worker has its own lax counter (its own
 /// connection, a 20 ms lag) and adds 1..=9 to two shared keys, reading now
-/// and then. Every `inc` that returned `Ok` goes to the ledger; after the
+/// and then. Every `inc` that returned `Ok` goes to the ledger (one that
+/// failed must count for nothing); after the
 /// rounds each worker flushes until Redis confirms, so the stored values
 /// must equal the acknowledged sums exactly. Reads of an increment-only
 /// counter must never go backwards.
@@ -304,11 +310,11 @@ impl LaxCounterWorkload {
                 }
             } else {
                 let delta = 1 + rng.below(9) as i64;
-                match counter.inc(key, delta).await {
-                    Ok(_) => ledger.acknowledged(key.as_str(), delta),
-                    Err(error) => regressions.push(format!(
-                        "worker {process}: lax inc({key}, {delta}) failed: {error}"
-                    )),
+                // An `inc` of a key not in memory reads it from Redis first
+                // and may fail; a failed `inc` must count for nothing,
+                // which the final check verifies.
+                if counter.inc(key, delta).await.is_ok() {
+                    ledger.acknowledged(key.as_str(), delta);
                 }
             }
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -324,21 +330,77 @@ impl LaxCounterWorkload {
     }
 }
 
-/// A [`Mutex`] per worker on one lock key, with lease `ttl`. A hold lasts
-/// up to half a TTL (longer than the ttl/3 renewal period now and then) in steps of 5 ms; the interval
-/// recorded ends at the last step at which the guard still said
-/// `Acquired` (the time is read *before* the state, so the guard's word
-/// covers it). Fencing tokens are recorded for the token check.
-#[derive(Debug, Clone)]
-pub struct MutexWorkload {
-    key: DistkitRedisKey,
-    ttl: Duration,
+/// Which lock a [`LockWorkload`] takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockKind {
+    /// A [`Mutex`].
+    Mutex,
+    /// An [`RwLock`]: two reads for every write.
+    RwLock,
 }
 
-impl MutexWorkload {
-    /// A lock on `key` with lease `ttl`.
-    pub fn new(key: DistkitRedisKey, ttl: Duration) -> Self {
-        Self { key, ttl }
+/// A guard of any kind, for the workload's bookkeeping.
+enum Held {
+    Mutex(MutexGuard),
+    Read(RwLockReadGuard),
+    Write(RwLockWriteGuard),
+}
+
+impl Held {
+    fn state(&self) -> LockGuardState {
+        match self {
+            Held::Mutex(g) => g.state(),
+            Held::Read(g) => g.state(),
+            Held::Write(g) => g.state(),
+        }
+    }
+
+    fn describe(&self) -> (String, u64, LockMode) {
+        match self {
+            Held::Mutex(g) => (
+                g.owner_token().to_string(),
+                g.fencing_token(),
+                LockMode::Exclusive,
+            ),
+            Held::Read(g) => (
+                g.owner_token().to_string(),
+                g.fencing_token(),
+                LockMode::Shared,
+            ),
+            Held::Write(g) => (
+                g.owner_token().to_string(),
+                g.fencing_token(),
+                LockMode::Exclusive,
+            ),
+        }
+    }
+
+    async fn release(self) {
+        let _ = match self {
+            Held::Mutex(g) => g.release().await,
+            Held::Read(g) => g.release().await,
+            Held::Write(g) => g.release().await,
+        };
+    }
+}
+
+/// A lock per worker on one lock key, with lease `ttl`. A hold lasts up to
+/// half a TTL (longer than the ttl/3 renewal period now and then) in steps
+/// of 5 ms; the interval recorded ends at the last step at which the guard
+/// still said `Acquired` (the time is read *before* the state, so the
+/// guard's word covers it). Fencing tokens are recorded for the token
+/// check.
+#[derive(Debug, Clone)]
+pub struct LockWorkload {
+    key: DistkitRedisKey,
+    ttl: Duration,
+    kind: LockKind,
+}
+
+impl LockWorkload {
+    /// A lock of `kind` on `key` with lease `ttl`.
+    pub fn new(kind: LockKind, key: DistkitRedisKey, ttl: Duration) -> Self {
+        Self { key, ttl, kind }
     }
 
     /// One worker's loop until `running` turns false.
@@ -355,19 +417,25 @@ impl MutexWorkload {
             .retry_interval(Duration::from_millis(50))
             .build()
             .expect("valid lock options");
-        let mutex = Mutex::new(options);
+        let mutex = Mutex::new(options.clone());
+        let rwlock = RwLock::new(options);
         let mut rng = SplitMix::new(process.wrapping_add(17));
         let ttl_ms = u64::try_from(self.ttl.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
         while running() {
             let invoked = clock.now_ns();
-            let guard = match mutex.try_lock_with_timeout(self.ttl).await {
-                Ok(guard) => guard,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
+            let acquired = match self.kind {
+                LockKind::Mutex => mutex.try_lock_with_timeout(self.ttl).await.map(Held::Mutex),
+                LockKind::RwLock if rng.below(3) == 0 => rwlock
+                    .try_write_with_timeout(self.ttl)
+                    .await
+                    .map(Held::Write),
+                LockKind::RwLock => rwlock.try_read_with_timeout(self.ttl).await.map(Held::Read),
+            };
+            let Ok(guard) = acquired else {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
             };
             let acquired = clock.now_ns();
             // Never valid unless the guard says so at least once.
@@ -386,18 +454,97 @@ impl MutexWorkload {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             let released = clock.now_ns();
-            let holder = format!("w{process}/{}", guard.owner_token());
-            let token = guard.fencing_token();
-            let _ = guard.release().await;
+            let (owner, token, mode) = guard.describe();
+            guard.release().await;
             log.record(LockAcquisition {
-                holder,
-                mode: LockMode::Exclusive,
+                holder: format!("w{process}/{owner}"),
+                mode,
                 acquire_invoked_ns: invoked,
                 acquired_ns: acquired,
                 released_ns: Some(released),
                 lease_valid_until_ns: valid_through,
                 fencing_token: Some(token),
             });
+        }
+    }
+}
+
+/// [`LaxInstanceAwareCounter`] traffic: every worker is one lax instance
+/// (its own connection, id `w<process>`) adding 1..=5 to two shared keys.
+/// Every `inc` that returned `Ok` goes to the ledger under
+/// [`InstanceCounterWorkload::slice_name`]; after the rounds each worker
+/// flushes until Redis confirms, then reads its slices: they must equal the
+/// acknowledged sums exactly.
+#[derive(Debug, Clone)]
+pub struct LaxInstanceCounterWorkload {
+    inner: InstanceCounterWorkload,
+}
+
+impl LaxInstanceCounterWorkload {
+    /// Traffic on two keys under `prefix`, with a threshold longer than any
+    /// fault.
+    pub fn new(prefix: DistkitRedisKey) -> Self {
+        Self {
+            inner: InstanceCounterWorkload::new(prefix),
+        }
+    }
+
+    /// The strict view of the same counter, for the final check.
+    pub fn strict(&self) -> &InstanceCounterWorkload {
+        &self.inner
+    }
+
+    /// One worker's loop until `running` turns false; then a confirmed
+    /// flush and its final slices, stored in `finals`.
+    pub async fn run(
+        self,
+        endpoint: &Endpoint,
+        process: u64,
+        ledger: LaxLedger,
+        finals: Arc<StdMutex<HashMap<String, i64>>>,
+        running: impl Fn() -> bool,
+    ) {
+        let options =
+            LaxInstanceAwareCounterOptions::new(self.inner.prefix.clone(), connect(endpoint).await)
+                .with_dead_instance_threshold_ms(self.inner.threshold_ms)
+                .with_instance_id(
+                    DistkitRedisKey::try_from(format!("w{process}")).expect("a valid id"),
+                );
+        let counter = LaxInstanceAwareCounter::new(options);
+        let keys = self.inner.keys();
+        let mut rng = SplitMix::new(process.wrapping_add(404));
+        while running() {
+            let Some(key) = keys.get(rng.below(self.inner.keys) as usize) else {
+                break;
+            };
+            let delta = 1 + rng.below(5) as i64;
+            let name = InstanceCounterWorkload::slice_name(process, key);
+            match counter.inc(key, delta).await {
+                Ok(_) => ledger.acknowledged(&name, delta),
+                Err(_) => tokio::time::sleep(ERROR_BACKOFF).await,
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while counter.flush().await.is_err() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for key in &keys {
+            loop {
+                match counter.get(key).await {
+                    Ok((_, slice)) => {
+                        finals
+                            .lock()
+                            .expect("finals lock")
+                            .insert(InstanceCounterWorkload::slice_name(process, key), slice);
+                        break;
+                    }
+                    Err(_) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(_) => break,
+                }
+            }
         }
     }
 }
