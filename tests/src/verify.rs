@@ -7,15 +7,13 @@
 //! a [`Row`] with its operations, the faults it lived through and the
 //! violations its checker found.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{Duration, Instant};
 
 use distkit::DistkitRedisKey;
 use distkit::counter::{CounterOptions, CounterTrait, StrictCounter};
 use distkit::icounter::InstanceAwareCounterTrait;
-use distkit_testkit::faults::{Endpoint, FaultPlan, FaultReport, FaultTarget};
+use distkit_testkit::faults::{Endpoint, FaultPlan, FaultReport, FaultTarget, Worker};
 use distkit_testkit::history::{
     CheckOptions, CheckOutcome, Clock, CounterModel, CounterOp, CounterRet, History, LaxLedger,
     LockLog, Outcome, check_linearizable,
@@ -23,7 +21,7 @@ use distkit_testkit::history::{
 use distkit_testkit::unique_prefix;
 
 use crate::workloads::{
-    InstanceCounterWorkload, LaxCounterWorkload, LaxInstanceCounterWorkload, LockKind,
+    Finals, InstanceCounterWorkload, LaxCounterWorkload, LaxInstanceCounterWorkload, LockKind,
     LockWorkload, Regressions, StrictCounterWorkload, connect,
 };
 
@@ -126,6 +124,95 @@ fn key_prefix(name: &str) -> DistkitRedisKey {
     DistkitRedisKey::try_from(unique_prefix(name)).expect("a valid prefix")
 }
 
+/// Every workload of one run and what it records; cheap to clone (the
+/// recorders are shared handles), one clone per worker.
+#[derive(Clone)]
+struct Suite {
+    strict: StrictCounterWorkload,
+    strict_history: History<CounterOp, CounterRet>,
+    lax: LaxCounterWorkload,
+    lax_ledger: LaxLedger,
+    regressions: Regressions,
+    mutex: LockWorkload,
+    mutex_log: LockLog,
+    rwlock: LockWorkload,
+    rwlock_log: LockLog,
+    clock: Clock,
+    icounter: InstanceCounterWorkload,
+    slice_ledger: LaxLedger,
+    finals: Finals,
+    lax_icounter: LaxInstanceCounterWorkload,
+    lax_slice_ledger: LaxLedger,
+    lax_finals: Finals,
+}
+
+impl Suite {
+    fn new() -> Self {
+        Self {
+            strict: StrictCounterWorkload::new(key_prefix("v-strict")),
+            strict_history: History::new(),
+            lax: LaxCounterWorkload::new(key_prefix("v-lax")),
+            lax_ledger: LaxLedger::new(),
+            regressions: Regressions::default(),
+            mutex: LockWorkload::new(LockKind::Mutex, key_prefix("v-mutex"), LOCK_TTL),
+            mutex_log: LockLog::new(),
+            rwlock: LockWorkload::new(LockKind::RwLock, key_prefix("v-rwlock"), LOCK_TTL),
+            rwlock_log: LockLog::new(),
+            clock: Clock::Monotonic(Instant::now()),
+            icounter: InstanceCounterWorkload::new(key_prefix("v-icounter")),
+            slice_ledger: LaxLedger::new(),
+            finals: Finals::default(),
+            lax_icounter: LaxInstanceCounterWorkload::new(key_prefix("v-lax-icounter")),
+            lax_slice_ledger: LaxLedger::new(),
+            lax_finals: Finals::default(),
+        }
+    }
+
+    /// Worker `index` runs primitive `index % PRIMITIVES.len()`.
+    async fn work(self, worker: Worker) {
+        let process = (worker.index() / PRIMITIVES.len()) as u64;
+        let endpoint = worker.endpoint().clone();
+        let running = || worker.running();
+        let Suite { clock, .. } = self;
+        match worker.index() % PRIMITIVES.len() {
+            0 => {
+                let history = self.strict_history;
+                self.strict.run(&endpoint, process, history, running).await;
+            }
+            1 => {
+                let (ledger, regressions) = (self.lax_ledger, self.regressions);
+                self.lax
+                    .run(&endpoint, process, ledger, regressions, running)
+                    .await;
+            }
+            2 => {
+                let log = self.mutex_log;
+                self.mutex
+                    .run(&endpoint, process, log, clock, running)
+                    .await;
+            }
+            3 => {
+                let log = self.rwlock_log;
+                self.rwlock
+                    .run(&endpoint, process, log, clock, running)
+                    .await;
+            }
+            4 => {
+                let (ledger, finals) = (self.slice_ledger, self.finals);
+                self.icounter
+                    .run(&endpoint, process, ledger, finals, running)
+                    .await;
+            }
+            _ => {
+                let (ledger, finals) = (self.lax_slice_ledger, self.lax_finals);
+                self.lax_icounter
+                    .run(&endpoint, process, ledger, finals, running)
+                    .await;
+            }
+        }
+    }
+}
+
 /// Runs `plan` against `target` with every primitive's workload at once,
 /// then checks each: strict counter histories for linearizability, lax
 /// sums and monotonic reads, mutex and readers-writer holds for exclusion
@@ -135,90 +222,29 @@ pub async fn primitives_through_faults(
     target_name: &'static str,
     plan: FaultPlan,
 ) -> Vec<Row> {
-    let strict = StrictCounterWorkload::new(key_prefix("v-strict"));
-    let strict_history: History<CounterOp, CounterRet> = History::new();
-    let lax = LaxCounterWorkload::new(key_prefix("v-lax"));
-    let lax_ledger = LaxLedger::new();
-    let regressions = Regressions::default();
-    let mutex = LockWorkload::new(LockKind::Mutex, key_prefix("v-mutex"), LOCK_TTL);
-    let lock_log = LockLog::new();
-    let rwlock = LockWorkload::new(LockKind::RwLock, key_prefix("v-rwlock"), LOCK_TTL);
-    let rwlock_log = LockLog::new();
-    let clock = Clock::Monotonic(Instant::now());
-    let icounter = InstanceCounterWorkload::new(key_prefix("v-icounter"));
-    let slice_ledger = LaxLedger::new();
-    let finals: Arc<StdMutex<HashMap<String, i64>>> = Arc::default();
-    let lax_icounter = LaxInstanceCounterWorkload::new(key_prefix("v-lax-icounter"));
-    let lax_slice_ledger = LaxLedger::new();
-    let lax_finals: Arc<StdMutex<HashMap<String, i64>>> = Arc::default();
-
+    let suite = Suite::new();
     let workers = WORKERS_PER_PRIMITIVE * PRIMITIVES.len();
     let report = {
-        let (strict, strict_history) = (strict.clone(), strict_history.clone());
-        let (lax, lax_ledger, regressions) = (lax.clone(), lax_ledger.clone(), regressions.clone());
-        let (mutex, lock_log) = (mutex.clone(), lock_log.clone());
-        let (rwlock, rwlock_log) = (rwlock.clone(), rwlock_log.clone());
-        let (icounter, slice_ledger, finals) =
-            (icounter.clone(), slice_ledger.clone(), finals.clone());
-        let (lax_icounter, lax_slice_ledger, lax_finals) = (
-            lax_icounter.clone(),
-            lax_slice_ledger.clone(),
-            lax_finals.clone(),
-        );
-        plan.run(target, workers, move |worker| {
-            let (strict, strict_history) = (strict.clone(), strict_history.clone());
-            let (lax, lax_ledger, regressions) =
-                (lax.clone(), lax_ledger.clone(), regressions.clone());
-            let (mutex, lock_log) = (mutex.clone(), lock_log.clone());
-            let (rwlock, rwlock_log) = (rwlock.clone(), rwlock_log.clone());
-            let (icounter, slice_ledger, finals) =
-                (icounter.clone(), slice_ledger.clone(), finals.clone());
-            let (lax_icounter, lax_slice_ledger, lax_finals) = (
-                lax_icounter.clone(),
-                lax_slice_ledger.clone(),
-                lax_finals.clone(),
-            );
-            async move {
-                let process = (worker.index() / PRIMITIVES.len()) as u64;
-                let endpoint = worker.endpoint().clone();
-                let running = || worker.running();
-                match worker.index() % PRIMITIVES.len() {
-                    0 => {
-                        strict
-                            .run(&endpoint, process, strict_history, running)
-                            .await
-                    }
-                    1 => {
-                        lax.run(&endpoint, process, lax_ledger, regressions, running)
-                            .await
-                    }
-                    2 => {
-                        mutex
-                            .run(&endpoint, process, lock_log, clock, running)
-                            .await
-                    }
-                    3 => {
-                        rwlock
-                            .run(&endpoint, process, rwlock_log, clock, running)
-                            .await
-                    }
-                    4 => {
-                        icounter
-                            .run(&endpoint, process, slice_ledger, finals, running)
-                            .await
-                    }
-                    _ => {
-                        lax_icounter
-                            .run(&endpoint, process, lax_slice_ledger, lax_finals, running)
-                            .await
-                    }
-                }
-            }
-        })
-        .await
+        let suite = suite.clone();
+        plan.run(target, workers, move |worker| suite.clone().work(worker))
+            .await
     };
-
     let endpoint = target.endpoint();
+    let Suite {
+        strict_history,
+        lax,
+        lax_ledger,
+        regressions,
+        mutex_log,
+        rwlock_log,
+        icounter,
+        slice_ledger,
+        finals,
+        lax_icounter,
+        lax_slice_ledger,
+        lax_finals,
+        ..
+    } = suite;
     vec![
         check_strict(target_name, report, &strict_history),
         check_lax(
@@ -230,7 +256,7 @@ pub async fn primitives_through_faults(
             &regressions,
         )
         .await,
-        check_lock("Mutex", target_name, report, &lock_log),
+        check_lock("Mutex", target_name, report, &mutex_log),
         check_lock("RwLock", target_name, report, &rwlock_log),
         check_icounter(
             "StrictInstanceAwareCounter",
@@ -328,13 +354,13 @@ async fn check_icounter(
     endpoint: &Endpoint,
     workload: &InstanceCounterWorkload,
     ledger: &LaxLedger,
-    finals: &StdMutex<HashMap<String, i64>>,
+    finals: &Finals,
 ) -> Row {
     let mut row = Row::new(primitive, target, report);
     row.operations =
         usize::try_from(ledger.acknowledged_count()).unwrap_or(usize::MAX) + ledger.unknown_count();
     row.unknown = ledger.unknown_count();
-    let finals = finals.lock().expect("finals lock").clone();
+    let finals = finals.all();
     let mut found = Vec::new();
     let observer = workload.instance(connect(endpoint).await, None);
     for key in workload.keys() {

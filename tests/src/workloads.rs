@@ -330,6 +330,47 @@ impl LaxCounterWorkload {
     }
 }
 
+/// The slices instances read at the end of a run, by
+/// [`InstanceCounterWorkload::slice_name`]; shared across workers.
+#[derive(Debug, Clone, Default)]
+pub struct Finals(Arc<StdMutex<HashMap<String, i64>>>);
+
+impl Finals {
+    /// Reads `counter`'s slice of every key (instance `process`), retrying
+    /// until Redis answers or `deadline` passes (the check then reports the
+    /// missing slice).
+    pub async fn read<C: InstanceAwareCounterTrait + ?Sized>(
+        &self,
+        counter: &C,
+        process: u64,
+        keys: &[DistkitRedisKey],
+        deadline: Instant,
+    ) {
+        for key in keys {
+            loop {
+                match counter.get(key).await {
+                    Ok((_, slice)) => {
+                        self.0
+                            .lock()
+                            .expect("finals lock")
+                            .insert(InstanceCounterWorkload::slice_name(process, key), slice);
+                        break;
+                    }
+                    Err(_) if Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
+    /// Every slice read.
+    pub fn all(&self) -> HashMap<String, i64> {
+        self.0.lock().expect("finals lock").clone()
+    }
+}
+
 /// Which lock a [`LockWorkload`] takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockKind {
@@ -501,7 +542,7 @@ impl LaxInstanceCounterWorkload {
         endpoint: &Endpoint,
         process: u64,
         ledger: LaxLedger,
-        finals: Arc<StdMutex<HashMap<String, i64>>>,
+        finals: Finals,
         running: impl Fn() -> bool,
     ) {
         let options =
@@ -529,23 +570,7 @@ impl LaxInstanceCounterWorkload {
         while counter.flush().await.is_err() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        for key in &keys {
-            loop {
-                match counter.get(key).await {
-                    Ok((_, slice)) => {
-                        finals
-                            .lock()
-                            .expect("finals lock")
-                            .insert(InstanceCounterWorkload::slice_name(process, key), slice);
-                        break;
-                    }
-                    Err(_) if Instant::now() < deadline => {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    Err(_) => break,
-                }
-            }
-        }
+        finals.read(&*counter, process, &keys, deadline).await;
     }
 }
 
@@ -620,7 +645,7 @@ impl InstanceCounterWorkload {
         endpoint: &Endpoint,
         process: u64,
         ledger: LaxLedger,
-        finals: Arc<StdMutex<HashMap<String, i64>>>,
+        finals: Finals,
         running: impl Fn() -> bool,
     ) {
         let counter = self.instance(connect(endpoint).await, Some(process));
@@ -644,22 +669,6 @@ impl InstanceCounterWorkload {
             }
         }
         let deadline = Instant::now() + Duration::from_secs(60);
-        for key in &keys {
-            loop {
-                match counter.get(key).await {
-                    Ok((_, slice)) => {
-                        finals
-                            .lock()
-                            .expect("finals lock")
-                            .insert(Self::slice_name(process, key), slice);
-                        break;
-                    }
-                    Err(_) if Instant::now() < deadline => {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                    Err(_) => break,
-                }
-            }
-        }
+        finals.read(&*counter, process, &keys, deadline).await;
     }
 }
