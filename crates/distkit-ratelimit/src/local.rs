@@ -13,12 +13,11 @@
 //! beyond [`max_keys`](crate::LocalOptions::max_keys) first drops idle keys,
 //! then the least recently used eighth of the keys.
 
-use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use dashmap::DashMap;
 
-use crate::rng::{random_seed, splitmix64};
+use crate::rng::{key_seed, random_seed};
 use crate::window::Series;
 use crate::{Clock, Decision, LocalOptions, MonotonicClock, RateLimit, RateLimitError, Strategy};
 
@@ -190,10 +189,4 @@ impl<C: Clock> Inner<C> {
 
 fn millis(time: std::time::Duration) -> u64 {
     u64::try_from(time.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn key_seed(seed: u64, key: &str) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut hasher);
-    splitmix64(seed ^ hasher.finish())
 }
