@@ -16,8 +16,8 @@
 --           retry_after_ms (-1 when allowed), reset_after_ms}
 --
 -- Time is Redis server time. Complexity: O(1) commands for an admission
--- (TIME, HMGET, HINCRBY x2, PEXPIREAT once per bucket), plus one HMGET of
--- the n live buckets for a refusal, plus pruning of the buckets that left
+-- (TIME, HMGET, HSET, and PEXPIREAT once per bucket), plus one HMGET of
+-- the live buckets for a refusal, plus pruning of the buckets that left
 -- the window since the last call (at most n, each pruned once).
 -- Invariants: admitted units in the live buckets never exceed the capacity;
 -- a refused call writes nothing but pruning.
@@ -31,9 +31,11 @@ local admitted = w.totals[1]
 
 if admitted + cost <= capacity then
   distkit_window_add(w, 1, w.current, cost)
+  distkit_window_commit(w)
   return {1, w.totals[1], -1, distkit_window_current_reset_after(w)}
 end
 
+distkit_window_commit(w)
 local counts = distkit_window_buckets(w, 1)
 local retry_after = distkit_window_freed_after(w, counts, admitted + cost - capacity)
 return {0, admitted, retry_after, distkit_window_reset_after(w, counts)}

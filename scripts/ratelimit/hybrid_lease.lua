@@ -23,8 +23,10 @@
 --           granted or only handing back), reset_after_ms (-1 when only
 --           handing back)}
 --
--- Complexity: O(1) commands for a grant, one HMGET of the n live buckets
--- for a refusal, plus pruning (at most n buckets, each pruned once).
+-- Complexity: O(1) commands for a grant (TIME, HMGET, HSET, and PEXPIREAT
+-- once per bucket; an HGET and HINCRBY more for a hand-back to an older
+-- bucket), one HMGET of the live buckets for a refusal, plus pruning (at
+-- most n buckets, each pruned once).
 -- Invariants: leased plus admitted units in the live buckets never exceed
 -- the capacity; a handed-back amount is subtracted from its own bucket only
 -- while that bucket is live, and never below 0.
@@ -46,15 +48,18 @@ end
 local admitted = w.totals[1]
 local bucket_left = (w.current + 1) * bucket_ms - w.now_ms
 if want == 0 then
+  distkit_window_commit(w)
   return {0, w.current, bucket_left, admitted, -1, -1}
 end
 if capacity - admitted >= min then
   local granted = math.min(want, capacity - admitted)
   distkit_window_add(w, 1, w.current, granted)
+  distkit_window_commit(w)
   return {granted, w.current, bucket_left, w.totals[1], -1,
           distkit_window_current_reset_after(w)}
 end
 
+distkit_window_commit(w)
 local counts = distkit_window_buckets(w, 1)
 return {0, w.current, bucket_left, admitted,
         distkit_window_freed_after(w, counts, admitted + min - capacity),

@@ -30,8 +30,10 @@
 --           the window after the call, retry_after_ms for min units (-1
 --           unless refused), reset_after_ms (-1 when only handing back)}
 --
--- Complexity: O(1) commands for a grant, one HMGET of the n live buckets
--- for a refusal, plus pruning (at most n buckets, each pruned once).
+-- Complexity: O(1) commands for a grant (TIME, HMGET, HSET, and PEXPIREAT
+-- once per bucket; an HGET and HINCRBY more for a hand-back to an older
+-- bucket), one HMGET of the live buckets for a refusal, plus pruning (at
+-- most n buckets, each pruned once).
 -- Invariants: leased plus admitted units in the live buckets never exceed
 -- the hard limit; a hand-back only lowers its own live bucket, never below
 -- 0; observations of a bucket that has left the window are dropped.
@@ -66,16 +68,19 @@ if observed_now > 0 then distkit_window_add(w, 2, w.current, observed_now) end
 local admitted = w.totals[1]
 local bucket_left = (w.current + 1) * bucket_ms - w.now_ms
 if want == 0 then
+  distkit_window_commit(w)
   return {0, 0, w.current, bucket_left, admitted, w.totals[2], -1, -1}
 end
 if hard - admitted >= min then
   local granted = math.min(want, hard - admitted)
   local below = math.max(0, math.min(granted, capacity - admitted))
   distkit_window_add(w, 1, w.current, granted)
+  distkit_window_commit(w)
   return {granted, below, w.current, bucket_left, w.totals[1], w.totals[2], -1,
           distkit_window_current_reset_after(w)}
 end
 
+distkit_window_commit(w)
 local counts = distkit_window_buckets(w, 1)
 return {0, 0, w.current, bucket_left, admitted, w.totals[2],
         distkit_window_freed_after(w, counts, admitted + min - hard),

@@ -25,9 +25,9 @@
 --          refused iff draw < f (clients compute f from the reply with the
 --          same double arithmetic).
 --
--- Complexity: O(1) commands for an admission (TIME, HMGET, HINCRBY x4,
--- PEXPIREAT once per bucket), one HMGET of the n live buckets for a
--- refusal, plus pruning (at most n buckets, each pruned once).
+-- Complexity: O(1) commands for an admission (TIME, HMGET, HSET, and
+-- PEXPIREAT once per bucket), one HMGET of the live buckets for a refusal,
+-- plus pruning (at most n buckets, each pruned once).
 -- Invariants: admitted units in the live buckets never exceed the hard
 -- limit; observed >= admitted.
 local bucket_ms = tonumber(ARGV[1])
@@ -59,6 +59,9 @@ end
 distkit_window_add(w, 2, w.current, cost)
 if allowed == 1 then
   distkit_window_add(w, 1, w.current, cost)
+end
+distkit_window_commit(w)
+if allowed == 1 then
   return {1, w.totals[1], -1, distkit_window_current_reset_after(w), regime, w.totals[2]}
 end
 

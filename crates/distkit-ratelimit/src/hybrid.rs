@@ -49,10 +49,11 @@
 //! `N × slice` units before the capacity: the hybrid suppressed limiter
 //! errs towards refusing, never towards admitting.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
+use dashmap::mapref::one::RefMut;
 use distkit_core::{DistkitError, DistkitRedisKey, RedisConnection};
 
 use crate::redis::{millis as reply_millis, window_key};
@@ -134,15 +135,23 @@ struct Inner<C> {
     max_keys: usize,
     seed: u64,
     clock: C,
-    keys: DashMap<Box<str>, Arc<KeyState>, ahash::RandomState>,
+    keys: DashMap<Box<str>, KeyState, ahash::RandomState>,
 }
 
+/// One key's state. The fast path takes only the map shard's lock.
 #[derive(Debug)]
 struct KeyState {
-    lease: Mutex<Lease>,
+    lease: Lease,
     /// Serializes the slow path of one key, so an instance holds at most one
-    /// lease per key.
-    refill: tokio::sync::Mutex<()>,
+    /// lease per key. Cloned only while a slow path or a reconcile runs: a
+    /// key whose `refill` is shared is never evicted.
+    refill: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl KeyState {
+    fn in_flight(&self) -> bool {
+        Arc::strong_count(&self.refill) > 1
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -365,13 +374,15 @@ impl<C: Clock> HybridRateLimiter<C> {
     ) -> Result<Option<Decision>, DistkitError> {
         let inner = &*self.inner;
         inner.limit.check_cost(cost)?;
-        let Some(state) = inner.keys.get(key.as_str()) else {
+        let Some(mut state) = inner.keys.get_mut(key.as_str()) else {
             return Ok(None);
         };
         let now_ms = inner.now_ms();
-        let mut lease = state.lease.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(
-            match lease.try_local(&inner.limit, &inner.strategy, now_ms, cost) {
+            match state
+                .lease
+                .try_local(&inner.limit, &inner.strategy, now_ms, cost)
+            {
                 Fast::Decided(decision) => Some(decision),
                 Fast::NeedsRedis => None,
             },
@@ -391,24 +402,28 @@ impl<C: Clock> HybridRateLimiter<C> {
             return Ok(decision);
         }
         let inner = &*self.inner;
-        let state = inner.state(key);
-        let _refill = state.refill.lock().await;
+        // Shard guards are never held across an await.
+        let refill = inner.state(key).refill.clone();
+        let _refill = refill.lock().await;
         let handed_back = {
             let now_ms = inner.now_ms();
-            let mut lease = state.lease.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut state = inner.state(key);
             if let Fast::Decided(decision) =
-                lease.try_local(&inner.limit, &inner.strategy, now_ms, cost)
+                state
+                    .lease
+                    .try_local(&inner.limit, &inner.strategy, now_ms, cost)
             {
                 return Ok(decision);
             }
-            lease.hand_back()
+            state.lease.hand_back()
         };
         let want = inner.slice.max(cost);
         // On an error the handed-back units are lost to this instance; Redis
         // frees them when their bucket leaves the window.
         let reply = inner.lease(key, want, cost, handed_back, cost).await?;
         let now_ms = inner.now_ms();
-        let mut lease = state.lease.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = inner.state(key);
+        let lease = &mut state.lease;
         lease.bucket = reply.bucket;
         lease.known_admitted = reply.admitted;
         lease.known_observed = reply.observed;
@@ -473,22 +488,20 @@ impl<C: Clock> Inner<C> {
         u64::try_from(self.clock.now().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn state(&self, key: &DistkitRedisKey) -> Arc<KeyState> {
-        if let Some(state) = self.keys.get(key.as_str()) {
-            return state.clone();
+    /// The key's state, created if missing. Never hold it across an await.
+    fn state(&self, key: &DistkitRedisKey) -> RefMut<'_, Box<str>, KeyState> {
+        if let Some(state) = self.keys.get_mut(key.as_str()) {
+            return state;
         }
         if self.keys.len() >= self.max_keys {
             self.make_room();
         }
         self.keys
             .entry(Box::from(key.as_str()))
-            .or_insert_with(|| {
-                Arc::new(KeyState {
-                    lease: Mutex::new(Lease::new(key_seed(self.seed, key.as_str()))),
-                    refill: tokio::sync::Mutex::new(()),
-                })
+            .or_insert_with(|| KeyState {
+                lease: Lease::new(key_seed(self.seed, key.as_str())),
+                refill: Arc::new(tokio::sync::Mutex::new(())),
             })
-            .clone()
     }
 
     /// One lease call: hands `back` to Redis, then leases up to `want`
@@ -576,54 +589,46 @@ impl<C: Clock> Inner<C> {
 
     async fn reconcile(&self) {
         let now_ms = self.now_ms();
-        let candidates: Vec<(Box<str>, Arc<KeyState>)> = self
+        let candidates: Vec<(Box<str>, Arc<tokio::sync::Mutex<()>>)> = self
             .keys
             .iter()
-            .map(|entry| (entry.key().clone(), entry.value().clone()))
+            .filter(|entry| {
+                now_ms >= entry.lease.valid_until_ms && entry.lease.has_something_to_report()
+            })
+            .map(|entry| (entry.key().clone(), entry.refill.clone()))
             .collect();
-        for (name, state) in candidates {
-            let Ok(_refill) = state.refill.try_lock() else {
+        for (name, refill) in candidates {
+            let Ok(_refill) = refill.try_lock() else {
                 continue;
             };
-            let handed_back = {
-                let mut lease = state.lease.lock().unwrap_or_else(PoisonError::into_inner);
+            let handed_back = self.keys.get_mut(&name).and_then(|mut state| {
+                let lease = &mut state.lease;
                 (now_ms >= lease.valid_until_ms && lease.has_something_to_report())
                     .then(|| lease.hand_back())
-            };
+            });
             if let (Some(back), Ok(key)) = (handed_back, DistkitRedisKey::try_from(&*name))
                 && let Err(error) = self.lease(&key, 0, 0, back, 0).await
             {
                 tracing::debug!(%error, "distkit ratelimit: could not hand back a lease");
             }
         }
-        self.keys.retain(|_, state| {
-            let lease = state.lease.lock().unwrap_or_else(PoisonError::into_inner);
-            !self.is_idle(&lease, now_ms)
-        });
+        self.keys
+            .retain(|_, state| state.in_flight() || !self.is_idle(&state.lease, now_ms));
     }
 
     /// Drops idle keys, then (if still at the cap) the least recently used
     /// eighth; their leases stay counted in Redis until their bucket expires.
     fn make_room(&self) {
         let now_ms = self.now_ms();
-        self.keys.retain(|_, state| {
-            let lease = state.lease.lock().unwrap_or_else(PoisonError::into_inner);
-            !self.is_idle(&lease, now_ms)
-        });
+        self.keys
+            .retain(|_, state| state.in_flight() || !self.is_idle(&state.lease, now_ms));
         if self.keys.len() < self.max_keys {
             return;
         }
         let mut last_seen: Vec<u64> = self
             .keys
             .iter()
-            .map(|entry| {
-                entry
-                    .value()
-                    .lease
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .last_seen_ms
-            })
+            .map(|entry| entry.value().lease.last_seen_ms)
             .collect();
         let drop_count = (self.max_keys / 8).max(1).min(last_seen.len());
         if drop_count == 0 {
@@ -636,12 +641,7 @@ impl<C: Clock> Inner<C> {
             if dropped >= drop_count {
                 return true;
             }
-            let seen = state
-                .lease
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .last_seen_ms;
-            if seen <= cutoff {
+            if !state.in_flight() && state.lease.last_seen_ms <= cutoff {
                 dropped += 1;
                 false
             } else {

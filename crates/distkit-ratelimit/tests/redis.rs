@@ -146,3 +146,70 @@ async fn suppressed_redis_and_hybrid_share_one_window_single_node() {
 async fn suppressed_redis_and_hybrid_share_one_window_cluster() {
     suppressed_redis_and_hybrid_share_one_window(shared_cluster().connection().await.into()).await;
 }
+
+/// The stored layout keeps its invariants while the window slides: every
+/// running total equals the sum of its bucket fields, no bucket field lies
+/// below the pruning cursor, and the hash has a TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_totals_match_the_buckets_while_the_window_slides() {
+    let namespace = namespace("crate_totals");
+    let conn = shared_server().connection_manager().await;
+    let window = Window::new(Duration::from_millis(300), Duration::from_millis(30)).unwrap();
+    let limit = RateLimit::per_window(1000, window).unwrap();
+    let absolute = RedisRateLimiter::new(RedisOptions::new(namespace.clone(), conn.clone(), limit));
+    let suppressed = RedisRateLimiter::new(
+        RedisOptions::new(namespace.clone(), conn.clone(), limit)
+            .strategy(Strategy::suppressed(2.0).unwrap()),
+    );
+    let user = DistkitRedisKey::try_from("user").unwrap();
+    let mut conn = conn;
+    for round in 0..40u64 {
+        assert!(
+            absolute
+                .inc(&user, 1 + round % 3)
+                .await
+                .unwrap()
+                .is_allowed()
+        );
+        assert!(
+            suppressed
+                .inc(&user, 1 + round % 2)
+                .await
+                .unwrap()
+                .is_allowed()
+        );
+        tokio::time::sleep(Duration::from_millis(7 + round % 11)).await;
+        for (part, series) in [("absolute", &[""][..]), ("suppressed", &["a", "o"][..])] {
+            let key = format!("distkit:ratelimit:{namespace}:{{user}}:{part}");
+            let fields: std::collections::HashMap<String, i64> = redis::cmd("HGETALL")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let cursor = fields["h"];
+            for prefix in series {
+                let total = fields[&format!("{prefix}t")];
+                let mut sum = 0;
+                for (field, value) in &fields {
+                    if let Some(index) = field
+                        .strip_prefix(prefix)
+                        .and_then(|index| index.parse::<i64>().ok())
+                    {
+                        assert!(
+                            index >= cursor,
+                            "{part}: bucket {index} below cursor {cursor}"
+                        );
+                        sum += value;
+                    }
+                }
+                assert_eq!(total, sum, "{part}: total {prefix}t");
+            }
+            let ttl: i64 = redis::cmd("PTTL")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert!(ttl > 0 && ttl <= 360, "{part}: ttl {ttl}");
+        }
+    }
+}
