@@ -926,3 +926,36 @@ fn trypema_suppressed_cuts_off_on_observed_load_where_the_native_limiter_keeps_d
         std::thread::sleep(ms(2));
     }
 }
+
+/// trypema's suppression factor ignores the cost of the call being decided:
+/// with 10 of 10 units admitted, a call of cost 9 gets factor 0 and passes
+/// for sure. The native factor counts it: `1 - 10 / (10 + 9)`.
+#[test]
+fn trypema_suppressed_ignores_the_cost_of_the_call_where_the_native_limiter_counts_it() {
+    const CAPACITY: u64 = 10;
+    let trypema = trypema_suppressed(3.0);
+    let rate = distkit::trypema::RateLimit::per_second_or_panic(CAPACITY as f64);
+    let ours = LocalRateLimiter::with_clock(
+        LocalOptions::new(limit(CAPACITY, 1000, 100))
+            .strategy(Strategy::suppressed(3.0).unwrap())
+            .seed(3),
+        distkit::ratelimit::ManualClock::new(),
+    );
+    for _ in 0..CAPACITY {
+        assert_eq!(
+            trypema_suppressed_decision(&trypema.suppressed().inc("k", &rate, 1)),
+            (true, 0.0)
+        );
+        assert!(ours.inc("k", 1).unwrap().is_allowed());
+    }
+    std::thread::sleep(ms(2)); // past trypema's 1 ms factor cache
+    assert_eq!(
+        trypema_suppressed_decision(&trypema.suppressed().inc("k", &rate, 9)),
+        (true, 0.0),
+        "trypema admits the weighted crossing call unconditionally"
+    );
+    assert_eq!(
+        ours.inc("k", 9).unwrap().suppression_factor(),
+        Some(1.0 - 10.0 / 19.0)
+    );
+}
