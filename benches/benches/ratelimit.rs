@@ -159,13 +159,13 @@ fn redis(c: &mut Criterion) {
     for callers in [1u64, 64] {
         bench_raw_evalsha(&mut group, &rt, &conn, "evalsha_baseline", callers);
         let limiter = native.clone();
+        let key = Arc::new(DistkitRedisKey::try_from("warm").expect("key"));
         group.bench_function(format!("native/{callers}"), |b| {
             b.to_async(&rt).iter_custom(|iters| {
-                let limiter = limiter.clone();
+                let (limiter, key) = (limiter.clone(), key.clone());
                 run_concurrent(callers, iters, move |_| {
-                    let limiter = limiter.clone();
+                    let (limiter, key) = (limiter.clone(), key.clone());
                     async move {
-                        let key = DistkitRedisKey::try_from("warm").expect("key");
                         limiter.inc(&key, 1).await.expect("inc");
                     }
                 })

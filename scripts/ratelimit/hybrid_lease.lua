@@ -1,12 +1,13 @@
 -- distkit ratelimit: hybrid_lease
+-- requires: lib/window.lua
 --
 -- Hands back the unused part of an instance's previous lease, then leases up
 -- to `want` units of the current window's remaining budget to it, recorded
 -- as admitted in the current bucket (the instance admits from the lease
--- locally, until the bucket ends).
+-- locally, until the bucket ends). Absolute strategy.
 --
 -- KEYS[1]  the window hash of one limited key (the same hash and layout as
---          absolute_inc.lua: field <bucket index> -> admitted/leased units)
+--          absolute_inc.lua)
 -- ARGV[1]  bucket size, ms
 -- ARGV[2]  buckets per window (n)
 -- ARGV[3]  capacity, units per window
@@ -19,11 +20,16 @@
 -- Returns  {granted units (0 if fewer than min were free), current bucket
 --           index, ms until the current bucket ends, admitted units in the
 --           window after the call, retry_after_ms for min units (-1 when
---           granted), reset_after_ms}
+--           granted or only handing back), reset_after_ms (-1 when only
+--           handing back)}
 --
--- Complexity: O(n). Invariants: leased plus admitted units in the live
--- buckets never exceed the capacity; a handed-back amount is subtracted
--- from its own bucket only while that bucket is live, and never below 0.
+-- Complexity: O(1) commands for a grant (TIME, HMGET, HSET, and PEXPIREAT
+-- once per bucket; an HGET and HINCRBY more for a hand-back to an older
+-- bucket), one HMGET of the live buckets for a refusal, plus pruning (at
+-- most n buckets, each pruned once).
+-- Invariants: leased plus admitted units in the live buckets never exceed
+-- the capacity; a handed-back amount is subtracted from its own bucket only
+-- while that bucket is live, and never below 0.
 local bucket_ms = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 local capacity = tonumber(ARGV[3])
@@ -32,77 +38,29 @@ local min = tonumber(ARGV[5])
 local back_bucket = tonumber(ARGV[6])
 local back_units = tonumber(ARGV[7])
 
-local time = redis.call('TIME')
-local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local current = math.floor(now_ms / bucket_ms)
-local oldest = current - n + 1
+local w = distkit_window_open(KEYS[1], {''}, bucket_ms, n)
 
-local fields = redis.call('HGETALL', KEYS[1])
-local live = {}
-local counts = {}
-local expired = {}
-local admitted = 0
-for i = 1, #fields, 2 do
-  local index = tonumber(fields[i])
-  local count = tonumber(fields[i + 1])
-  if index < oldest then
-    expired[#expired + 1] = fields[i]
-  else
-    admitted = admitted + count
-    live[#live + 1] = index
-    counts[index] = count
-  end
-end
-if #expired > 0 then
-  redis.call('HDEL', KEYS[1], unpack(expired))
+if back_units > 0 then
+  local back = math.min(back_units, distkit_window_count(w, 1, back_bucket))
+  if back > 0 then distkit_window_add(w, 1, back_bucket, -back) end
 end
 
-if back_units > 0 and back_bucket >= oldest and counts[back_bucket] ~= nil then
-  local back = math.min(back_units, counts[back_bucket])
-  if back > 0 then
-    redis.call('HINCRBY', KEYS[1], back_bucket, -back)
-    counts[back_bucket] = counts[back_bucket] - back
-    admitted = admitted - back
-  end
+local admitted = w.totals[1]
+local bucket_left = (w.current + 1) * bucket_ms - w.now_ms
+if want == 0 then
+  distkit_window_commit(w)
+  return {0, w.current, bucket_left, admitted, -1, -1}
+end
+if capacity - admitted >= min then
+  local granted = math.min(want, capacity - admitted)
+  distkit_window_add(w, 1, w.current, granted)
+  distkit_window_commit(w)
+  return {granted, w.current, bucket_left, w.totals[1], -1,
+          distkit_window_current_reset_after(w)}
 end
 
-local granted = 0
-local retry_after = -1
-local free = capacity - admitted
-if want > 0 then
-  if free >= min then
-    granted = math.min(want, free)
-    redis.call('HINCRBY', KEYS[1], current, granted)
-    redis.call('PEXPIRE', KEYS[1], (n + 1) * bucket_ms)
-    admitted = admitted + granted
-    if counts[current] == nil then
-      live[#live + 1] = current
-      counts[current] = 0
-    end
-    counts[current] = counts[current] + granted
-  end
-end
-
-table.sort(live)
-if want > 0 and granted == 0 then
-  local need = admitted + min - capacity
-  local freed = 0
-  retry_after = 0
-  for _, index in ipairs(live) do
-    freed = freed + counts[index]
-    if freed >= need then
-      retry_after = (index + n) * bucket_ms - now_ms
-      break
-    end
-  end
-end
-
-local reset_after = 0
-for i = #live, 1, -1 do
-  if counts[live[i]] > 0 then
-    reset_after = (live[i] + n) * bucket_ms - now_ms
-    break
-  end
-end
-
-return {granted, current, (current + 1) * bucket_ms - now_ms, admitted, retry_after, reset_after}
+distkit_window_commit(w)
+local counts = distkit_window_buckets(w, 1)
+return {0, w.current, bucket_left, admitted,
+        distkit_window_freed_after(w, counts, admitted + min - capacity),
+        distkit_window_reset_after(w, counts)}

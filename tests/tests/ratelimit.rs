@@ -344,10 +344,15 @@ async fn hybrid_admits_up_to_the_limit_cluster() {
 
 /// The documented bound: N hybrid instances on separate connections,
 /// started together and hammering one key for three windows, never admit
-/// more than `capacity + N × slice` in any span of `window - bucket`
-/// (measured on the client clock, shortened by 50 ms for the offset between
-/// client and server time).
-async fn hybrid_instances_stay_within_the_bound(conns: Vec<RedisConnection>) {
+/// more than `ceiling + N × slice` in any span of `window - bucket`, where
+/// the ceiling is the capacity (absolute) or the hard limit (suppressed).
+/// Spans are measured on the client clock, shortened by 50 ms for the offset
+/// between client and server time. Returns every decision.
+async fn hybrid_instances_stay_within_the_bound(
+    conns: Vec<RedisConnection>,
+    strategy: Strategy,
+    ceiling: u64,
+) -> Vec<Decision> {
     const CAPACITY: u64 = 200;
     const SLICE: u64 = 10;
     const WINDOW_MS: u64 = 1000;
@@ -365,29 +370,33 @@ async fn hybrid_instances_stay_within_the_bound(conns: Vec<RedisConnection>) {
                 limit(CAPACITY, WINDOW_MS, BUCKET_MS),
                 SLICE,
             )
-            .unwrap();
+            .unwrap()
+            .strategy(strategy);
             let limiter = HybridRateLimiter::new(options);
             tokio::spawn(async move {
                 let user = key("hot");
-                let mut admitted_at = Vec::new();
+                let mut decisions = Vec::new();
                 while Instant::now() < deadline {
                     let decision = match limiter.try_inc(&user, 1).unwrap() {
                         Some(decision) => decision,
                         None => limiter.inc(&user, 1).await.unwrap(),
                     };
-                    if decision.is_allowed() {
-                        admitted_at.push(Instant::now());
-                    }
+                    decisions.push((Instant::now(), decision));
                     tokio::task::yield_now().await;
                 }
-                admitted_at
+                decisions
             })
         })
         .collect();
-    let mut admitted_at = Vec::new();
+    let mut decisions = Vec::new();
     for task in tasks {
-        admitted_at.extend(task.await.unwrap());
+        decisions.extend(task.await.unwrap());
     }
+    let mut admitted_at: Vec<Instant> = decisions
+        .iter()
+        .filter(|(_, decision)| decision.is_allowed())
+        .map(|(at, _)| *at)
+        .collect();
     admitted_at.sort();
     let span = ms(WINDOW_MS - BUCKET_MS - 50);
     let mut most = 0;
@@ -398,7 +407,7 @@ async fn hybrid_instances_stay_within_the_bound(conns: Vec<RedisConnection>) {
         }
         most = most.max(last - first + 1);
     }
-    let bound = (CAPACITY + instances * SLICE) as usize;
+    let bound = (ceiling + instances * SLICE) as usize;
     assert!(most <= bound, "{most} admitted in one span, bound {bound}");
     // The limiter is not merely refusing: over three windows at least two
     // windows' worth went through.
@@ -407,25 +416,145 @@ async fn hybrid_instances_stay_within_the_bound(conns: Vec<RedisConnection>) {
         "{} admitted",
         admitted_at.len()
     );
+    decisions
+        .into_iter()
+        .map(|(_, decision)| decision)
+        .collect()
+}
+
+async fn separate_connections(cluster_mode: bool, count: usize) -> Vec<RedisConnection> {
+    let mut conns = Vec::new();
+    for _ in 0..count {
+        conns.push(if cluster_mode {
+            cluster().await
+        } else {
+            distkit_testkit::shared_server()
+                .connection_manager()
+                .await
+                .into()
+        });
+    }
+    conns
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_hybrid_instances_stay_within_capacity_plus_n_slices_single_node() {
-    let server = distkit_testkit::shared_server();
-    let mut conns = Vec::new();
-    for _ in 0..4 {
-        conns.push(server.connection_manager().await.into());
-    }
-    hybrid_instances_stay_within_the_bound(conns).await;
+    let conns = separate_connections(false, 4).await;
+    hybrid_instances_stay_within_the_bound(conns, Strategy::Absolute, 200).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_hybrid_instances_stay_within_capacity_plus_n_slices_cluster() {
-    let mut conns = Vec::new();
-    for _ in 0..4 {
-        conns.push(cluster().await);
+    let conns = separate_connections(true, 4).await;
+    hybrid_instances_stay_within_the_bound(conns, Strategy::Absolute, 200).await;
+}
+
+/// Checks suppressed decisions: every factor is in [0, 1], and the calls
+/// decided by a draw (0 < factor < 1) were admitted as often as their
+/// factors predict, within 4 standard deviations. Returns how many draws.
+fn assert_draws_match_factors(decisions: &[Decision]) -> usize {
+    let (mut draws, mut expected, mut variance, mut admitted) = (0usize, 0.0f64, 0.0f64, 0.0f64);
+    for decision in decisions {
+        let factor = decision.suppression_factor().unwrap();
+        assert!((0.0..=1.0).contains(&factor), "{factor}");
+        if factor == 1.0 {
+            assert!(decision.is_rejected());
+        }
+        if factor > 0.0 && factor < 1.0 {
+            draws += 1;
+            let p = 1.0 - factor;
+            expected += p;
+            variance += p * (1.0 - p);
+            admitted += f64::from(u8::from(decision.is_allowed()));
+        }
     }
-    hybrid_instances_stay_within_the_bound(conns).await;
+    let sigma = variance.sqrt();
+    assert!(
+        (admitted - expected).abs() <= 4.0 * sigma + 1.0,
+        "admitted {admitted}, expected {expected} ± {sigma}"
+    );
+    draws
+}
+
+/// Four suppressed hybrid instances hammering one key: admissions stay
+/// within `hard + N × slice` per span, calls past the capacity are drawn
+/// with the factor they carry, and past the hard limit refused (factor 1).
+async fn four_suppressed_hybrid_instances(cluster_mode: bool) {
+    let conns = separate_connections(cluster_mode, 4).await;
+    let decisions =
+        hybrid_instances_stay_within_the_bound(conns, Strategy::suppressed(1.5).unwrap(), 300)
+            .await;
+    let draws = assert_draws_match_factors(&decisions);
+    assert!(draws > 0, "some calls were drawn");
+    assert!(
+        decisions
+            .iter()
+            .any(|decision| decision.suppression_factor() == Some(1.0)),
+        "the hard limit was reached"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_suppressed_hybrid_instances_stay_within_hard_limit_plus_n_slices_single_node() {
+    four_suppressed_hybrid_instances(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_suppressed_hybrid_instances_stay_within_hard_limit_plus_n_slices_cluster() {
+    four_suppressed_hybrid_instances(true).await;
+}
+
+/// One suppressed hybrid instance: below the capacity every call passes
+/// (factor 0, mostly decided in memory); past it the factor rises with the
+/// offered load exactly as `1 - capacity / observed` over all calls, and the
+/// admitted count of the drawn calls matches their factors.
+async fn hybrid_suppressed_factor_rises_with_load(conn: RedisConnection) {
+    let limiter = HybridRateLimiter::new(
+        HybridOptions::new(
+            prefix("rl_hybrid_suppressed"),
+            conn,
+            limit(50, 30_000, 1000),
+            10,
+        )
+        .unwrap()
+        .strategy(Strategy::suppressed(10.0).unwrap())
+        .seed(42),
+    );
+    let user = key("user");
+    let mut decisions = Vec::new();
+    let mut fast = 0;
+    let mut previous = 0.0f64;
+    for call in 1..=600u64 {
+        let decision = match limiter.try_inc(&user, 1).unwrap() {
+            Some(decision) => {
+                fast += 1;
+                decision
+            }
+            None => limiter.inc(&user, 1).await.unwrap(),
+        };
+        let factor = decision.suppression_factor().unwrap();
+        assert!(factor >= previous, "call {call}: {factor} < {previous}");
+        previous = factor;
+        if call <= 50 {
+            assert!(decision.is_allowed(), "call {call} is below the capacity");
+            assert_eq!(factor, 0.0);
+        } else {
+            assert_eq!(factor, 1.0 - 50.0 / call as f64, "call {call}");
+        }
+        decisions.push(decision);
+    }
+    assert!(fast >= 400, "{fast} of 600 calls decided in memory");
+    assert_eq!(assert_draws_match_factors(&decisions), 550);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hybrid_suppressed_factor_rises_with_load_single_node() {
+    hybrid_suppressed_factor_rises_with_load(single_node().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hybrid_suppressed_factor_rises_with_load_cluster() {
+    hybrid_suppressed_factor_rises_with_load(cluster().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -635,4 +764,198 @@ fn trypema_admits_crossing_calls_where_the_native_limiter_does_not() {
     let ours = LocalRateLimiter::new(LocalOptions::new(limit(10, 1000, 100)));
     assert!(ours.inc("k", 9).unwrap().is_allowed());
     assert!(ours.inc("k", 9).unwrap().is_rejected());
+}
+
+/// A trypema local suppressed provider with a 1 s window of 100 ms buckets,
+/// the given hard-limit factor, and its factor cache at the minimum (1 ms).
+fn trypema_suppressed(
+    hard_limit_factor: f64,
+) -> std::sync::Arc<distkit::trypema::local::LocalRateLimiterProvider> {
+    use distkit::trypema::local::LocalRateLimiterProvider;
+    use distkit::trypema::{
+        BucketSize, HardLimitFactor, RateLimiterBuilder, SuppressionFactorCachePeriod, WindowSize,
+    };
+    LocalRateLimiterProvider::builder()
+        .window_size(WindowSize::seconds_or_panic(1))
+        .bucket_size(BucketSize::milliseconds_or_panic(100))
+        .hard_limit_factor(HardLimitFactor::new_or_panic(hard_limit_factor))
+        .suppression_factor_cache_period(SuppressionFactorCachePeriod::milliseconds_or_panic(1))
+        .disable_cleanup()
+        .build()
+        .unwrap()
+}
+
+/// trypema's suppressed decision as (allowed, factor); `Allowed` is factor 0.
+fn trypema_suppressed_decision(decision: &distkit::trypema::RateLimitDecision) -> (bool, f64) {
+    use distkit::trypema::RateLimitDecision;
+    match decision {
+        RateLimitDecision::Allowed => (true, 0.0),
+        RateLimitDecision::Suppressed {
+            suppression_factor,
+            is_allowed,
+            ..
+        } => (*is_allowed, *suppression_factor),
+        other => panic!("unexpected suppressed decision {other:?}"),
+    }
+}
+
+/// Differential test against trypema's local suppressed limiter.
+///
+/// Method: trypema draws with `rand` and caches its factor, and neither its
+/// clock nor its randomness can be injected from outside the crate. So its
+/// cache is set to the minimum (1 ms) and calls are 2 ms apart, each key's
+/// calls form one burst far shorter than the 1 s window (nothing leaves it,
+/// and trypema's "last second" rate equals its window count), and the load
+/// stays below the hard limit. Then both factors depend only on the number
+/// of calls seen, never on the draws, and are compared **exactly**:
+/// - calls 1..=capacity: both admit with factor 0;
+/// - call capacity + 1: trypema computes its factor from the calls *before*
+///   this one (`1 - capacity / capacity = 0`) and admits it unconditionally;
+///   ours counts the call being decided (`1 - capacity / (capacity + 1)`).
+///   This is the documented difference: trypema ignores the call's own
+///   cost, so a call (of any weight) that crosses the capacity always passes;
+/// - from then on, trypema's factor at call k is bit-for-bit ours at call
+///   k - 1 (the same formula, one call later).
+///
+/// The decisions themselves differ only by the draws: for each limiter, the
+/// number of drawn calls admitted matches the sum of their admission
+/// probabilities within 4 standard deviations.
+#[test]
+fn suppressed_factors_match_trypema_local_one_call_later() {
+    const CAPACITY: u64 = 20;
+    const CALLS: u64 = 55; // below trypema's hard limit of 60 observed calls
+    let trypema = trypema_suppressed(3.0);
+    let rate = distkit::trypema::RateLimit::per_second_or_panic(CAPACITY as f64);
+    let clock = distkit::ratelimit::ManualClock::new();
+    let ours = LocalRateLimiter::with_clock(
+        LocalOptions::new(limit(CAPACITY, 1000, 100))
+            .strategy(Strategy::suppressed(3.0).unwrap())
+            .seed(7),
+        clock,
+    );
+    let mut theirs_draws = (0.0f64, 0.0f64, 0.0f64); // (admitted, expected, variance)
+    let mut ours_draws = (0.0f64, 0.0f64, 0.0f64);
+    let tally = |draws: &mut (f64, f64, f64), allowed: bool, factor: f64| {
+        let p = 1.0 - factor;
+        draws.0 += f64::from(u8::from(allowed));
+        draws.1 += p;
+        draws.2 += p * (1.0 - p);
+    };
+    for k in 0..12 {
+        let name = format!("k{k}");
+        let started = Instant::now();
+        let mut ours_factors = vec![f64::NAN]; // 1-based
+        for call in 1..=CALLS {
+            let (theirs_allowed, theirs_factor) =
+                trypema_suppressed_decision(&trypema.suppressed().inc(&name, &rate, 1));
+            let mine = ours.inc(&name, 1).unwrap();
+            let ours_factor = mine.suppression_factor().unwrap();
+            ours_factors.push(ours_factor);
+            if call <= CAPACITY {
+                assert!(theirs_allowed && mine.is_allowed(), "call {call}");
+                assert_eq!((theirs_factor, ours_factor), (0.0, 0.0), "call {call}");
+            } else if call == CAPACITY + 1 {
+                assert!(theirs_allowed, "trypema admits the crossing call");
+                assert_eq!(theirs_factor, 0.0);
+                assert_eq!(ours_factor, 1.0 - CAPACITY as f64 / call as f64);
+                tally(&mut ours_draws, mine.is_allowed(), ours_factor);
+            } else {
+                assert_eq!(
+                    theirs_factor.to_bits(),
+                    ours_factors[call as usize - 1].to_bits(),
+                    "call {call}: trypema {theirs_factor}, ours one call earlier"
+                );
+                tally(&mut theirs_draws, theirs_allowed, theirs_factor);
+                tally(&mut ours_draws, mine.is_allowed(), ours_factor);
+            }
+            std::thread::sleep(ms(2));
+        }
+        // The burst stayed far inside one window.
+        assert!(
+            started.elapsed() < ms(600),
+            "burst took {:?}",
+            started.elapsed()
+        );
+    }
+    for (who, (admitted, expected, variance)) in [("trypema", theirs_draws), ("ours", ours_draws)] {
+        let sigma = variance.sqrt();
+        assert!(
+            (admitted - expected).abs() <= 4.0 * sigma + 1.0,
+            "{who}: admitted {admitted}, expected {expected} ± {sigma}"
+        );
+    }
+}
+
+/// trypema's hard limit looks at observed load (admitted *and* refused
+/// calls): once `capacity × hard_limit_factor` calls were seen, it refuses
+/// every call with factor 1, although far fewer were admitted, so under a
+/// sustained 3× overload a key gets nothing for the rest of the window. The
+/// native limiter applies the hard limit to admitted units, as documented:
+/// past the capacity it keeps drawing with `1 - capacity / observed` until
+/// `hard` units were admitted.
+#[test]
+fn trypema_suppressed_cuts_off_on_observed_load_where_the_native_limiter_keeps_drawing() {
+    const CAPACITY: u64 = 10;
+    let trypema = trypema_suppressed(3.0);
+    let rate = distkit::trypema::RateLimit::per_second_or_panic(CAPACITY as f64);
+    let ours = LocalRateLimiter::with_clock(
+        LocalOptions::new(limit(CAPACITY, 1000, 100))
+            .strategy(Strategy::suppressed(3.0).unwrap())
+            .seed(11),
+        distkit::ratelimit::ManualClock::new(),
+    );
+    let (mut theirs_admitted, mut ours_admitted) = (0u64, 0u64);
+    for call in 1..=40u64 {
+        let (theirs_allowed, theirs_factor) =
+            trypema_suppressed_decision(&trypema.suppressed().inc("k", &rate, 1));
+        let mine = ours.inc("k", 1).unwrap();
+        if call > 30 {
+            // 30 calls seen: trypema's hard limit, whatever it admitted.
+            assert_eq!(theirs_factor, 1.0, "call {call}");
+            assert!(!theirs_allowed);
+            assert!(theirs_admitted < 30, "trypema admitted {theirs_admitted}");
+            // Ours: still below the hard limit of 30 admitted units.
+            assert!(ours_admitted < 30);
+            assert_eq!(
+                mine.suppression_factor(),
+                Some(1.0 - CAPACITY as f64 / call as f64)
+            );
+        }
+        theirs_admitted += u64::from(theirs_allowed);
+        ours_admitted += u64::from(mine.is_allowed());
+        std::thread::sleep(ms(2));
+    }
+}
+
+/// trypema's suppression factor ignores the cost of the call being decided:
+/// with 10 of 10 units admitted, a call of cost 9 gets factor 0 and passes
+/// for sure. The native factor counts it: `1 - 10 / (10 + 9)`.
+#[test]
+fn trypema_suppressed_ignores_the_cost_of_the_call_where_the_native_limiter_counts_it() {
+    const CAPACITY: u64 = 10;
+    let trypema = trypema_suppressed(3.0);
+    let rate = distkit::trypema::RateLimit::per_second_or_panic(CAPACITY as f64);
+    let ours = LocalRateLimiter::with_clock(
+        LocalOptions::new(limit(CAPACITY, 1000, 100))
+            .strategy(Strategy::suppressed(3.0).unwrap())
+            .seed(3),
+        distkit::ratelimit::ManualClock::new(),
+    );
+    for _ in 0..CAPACITY {
+        assert_eq!(
+            trypema_suppressed_decision(&trypema.suppressed().inc("k", &rate, 1)),
+            (true, 0.0)
+        );
+        assert!(ours.inc("k", 1).unwrap().is_allowed());
+    }
+    std::thread::sleep(ms(2)); // past trypema's 1 ms factor cache
+    assert_eq!(
+        trypema_suppressed_decision(&trypema.suppressed().inc("k", &rate, 9)),
+        (true, 0.0),
+        "trypema admits the weighted crossing call unconditionally"
+    );
+    assert_eq!(
+        ours.inc("k", 9).unwrap().suppression_factor(),
+        Some(1.0 - 10.0 / 19.0)
+    );
 }

@@ -51,7 +51,7 @@ pub enum RateLimitError {
         bucket: Duration,
     },
     /// The window has more buckets than [`MAX_BUCKETS`](crate::MAX_BUCKETS)
-    /// (every Redis call reads every live bucket).
+    /// (a refused Redis call reads every live bucket).
     #[error("window of {buckets} buckets exceeds the maximum of {max}")]
     TooManyBuckets {
         /// Buckets per window asked for.

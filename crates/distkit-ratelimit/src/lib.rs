@@ -23,7 +23,12 @@
 //! | a weighted call that crosses the limit is admitted (limit 10: cost 9 then 9 both pass) | admitted only if the whole cost fits |
 //! | capacity is `rate × window` rounded down, so 0.5/s over 1 s never admits | float error is not rounded down; a capacity below 1 is an error at construction |
 //! | hybrid instances each may take the whole remaining budget | each instance leases at most a slice: over-admission ≤ N × slice per window |
-//! | Redis keys lack a TTL until a cleanup loop runs | every key has a TTL of window + bucket |
+//! | Redis keys lack a TTL until a cleanup loop runs | every key expires one bucket after its newest bucket leaves the window |
+//! | suppressed: the factor ignores the call being decided, so the call crossing the capacity always passes (any cost) | the factor counts the call: `1 - capacity / (observed + cost)` |
+//! | suppressed: the factor is cached (100 ms by default) | computed for every call |
+//! | suppressed: everything is refused once *observed* calls reach the hard limit | the hard limit applies to admitted units |
+//!
+//! All three providers implement both strategies ([`Strategy`]).
 //!
 //! ```
 //! use std::time::Duration;
@@ -52,6 +57,7 @@ mod options;
 pub mod rate;
 mod redis;
 mod rng;
+mod scripts;
 mod window;
 
 pub use clock::{Clock, CoarseClock, ManualClock, MonotonicClock};
@@ -66,6 +72,7 @@ pub use options::{
 };
 pub use rate::{MAX_BUCKETS, MAX_CAPACITY, Rate, RateLimit, Window};
 pub use redis::RedisRateLimiter;
+pub use scripts::script_sources;
 
 /// The [trypema](https://docs.rs/trypema) rate-limiting crate, re-exported
 /// unchanged (feature `trypema`). Single-node Redis only.

@@ -2,8 +2,9 @@
 //!
 //! Use it when one process owns the limit (a single server, a CLI, a worker
 //! protecting a downstream), or in front of a shared limiter to shed obvious
-//! floods. Decisions take a shard read lock of a [`DashMap`] and a per-key
-//! mutex held for a few dozen instructions; nothing allocates on a warm key.
+//! floods. A decision takes one lock, the write lock of the [`DashMap`] shard
+//! holding the key, for a few dozen instructions; nothing allocates on a
+//! warm key.
 //! The default [`MonotonicClock`] reads the system clock on every call; for
 //! the hottest paths, [`CoarseClock`](crate::CoarseClock) replaces that read
 //! with an atomic load (millisecond resolution).
@@ -13,12 +14,11 @@
 //! beyond [`max_keys`](crate::LocalOptions::max_keys) first drops idle keys,
 //! then the least recently used eighth of the keys.
 
-use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use crate::rng::{random_seed, splitmix64};
+use crate::rng::{key_seed, random_seed};
 use crate::window::Series;
 use crate::{Clock, Decision, LocalOptions, MonotonicClock, RateLimit, RateLimitError, Strategy};
 
@@ -60,7 +60,7 @@ struct Inner<C> {
     max_keys: usize,
     seed: u64,
     clock: C,
-    series: DashMap<Box<str>, Mutex<Series>, ahash::RandomState>,
+    series: DashMap<Box<str>, Series, ahash::RandomState>,
 }
 
 impl LocalRateLimiter<MonotonicClock> {
@@ -100,18 +100,16 @@ impl<C: Clock> LocalRateLimiter<C> {
         self.inner.limit.check_cost(cost)?;
         let inner = &*self.inner;
         let now_ms = millis(inner.clock.now());
-        if let Some(series) = inner.series.get(key) {
-            let mut series = series.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(mut series) = inner.series.get_mut(key) {
             return Ok(series.decide(&inner.limit, &inner.strategy, now_ms, cost));
         }
         if inner.series.len() >= inner.max_keys {
             inner.make_room(now_ms);
         }
-        let entry = inner
+        let mut series = inner
             .series
             .entry(Box::from(key))
-            .or_insert_with(|| Mutex::new(Series::new(key_seed(inner.seed, key))));
-        let mut series = entry.lock().unwrap_or_else(PoisonError::into_inner);
+            .or_insert_with(|| Series::new(key_seed(inner.seed, key)));
         Ok(series.decide(&inner.limit, &inner.strategy, now_ms, cost))
     }
 
@@ -135,12 +133,8 @@ impl<C: Clock> Inner<C> {
     fn evict_idle(&self) -> usize {
         let now_ms = millis(self.clock.now());
         let before = self.series.len();
-        self.series.retain(|_, series| {
-            !series
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner)
-                .is_idle(now_ms, &self.limit)
-        });
+        self.series
+            .retain(|_, series| !series.is_idle(now_ms, &self.limit));
         before.saturating_sub(self.series.len())
     }
 
@@ -155,13 +149,7 @@ impl<C: Clock> Inner<C> {
         let mut last_seen: Vec<u64> = self
             .series
             .iter()
-            .map(|entry| {
-                entry
-                    .value()
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .last_seen_ms
-            })
+            .map(|entry| entry.value().last_seen_ms)
             .collect();
         let drop_count = (self.max_keys / 8).max(1).min(last_seen.len());
         if drop_count == 0 {
@@ -174,11 +162,7 @@ impl<C: Clock> Inner<C> {
             if dropped >= drop_count {
                 return true;
             }
-            let seen = series
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner)
-                .last_seen_ms;
-            if seen <= cutoff {
+            if series.last_seen_ms <= cutoff {
                 dropped += 1;
                 false
             } else {
@@ -190,10 +174,4 @@ impl<C: Clock> Inner<C> {
 
 fn millis(time: std::time::Duration) -> u64 {
     u64::try_from(time.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn key_seed(seed: u64, key: &str) -> u64 {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut hasher);
-    splitmix64(seed ^ hasher.finish())
 }

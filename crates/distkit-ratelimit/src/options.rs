@@ -188,16 +188,17 @@ impl RedisOptions {
     }
 }
 
-/// Options of a [`HybridRateLimiter`](crate::HybridRateLimiter) (absolute
-/// strategy).
+/// Options of a [`HybridRateLimiter`](crate::HybridRateLimiter).
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> Result<(), distkit_ratelimit::DistkitError> {
 /// # let conn = distkit_testkit::shared_server().connection_manager().await;
 /// use std::time::Duration;
-/// use distkit_ratelimit::{DistkitRedisKey, HybridOptions, RateLimit, Window};
+/// use distkit_ratelimit::{DistkitRedisKey, HybridOptions, RateLimit, Strategy, Window};
 /// let limit = RateLimit::per_window(1000, Window::with_ten_buckets(Duration::from_secs(1))?)?;
-/// let options = HybridOptions::new(DistkitRedisKey::try_from("api")?, conn, limit, 20)?;
+/// let absolute = HybridOptions::new(DistkitRedisKey::try_from("api")?, conn.clone(), limit, 20)?;
+/// let suppressed = HybridOptions::new(DistkitRedisKey::try_from("api")?, conn, limit, 20)?
+///     .strategy(Strategy::suppressed(1.5)?);
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -208,12 +209,16 @@ pub struct HybridOptions {
     pub(crate) slice: u64,
     pub(crate) reconcile_interval: Duration,
     pub(crate) max_keys: usize,
+    pub(crate) strategy: Strategy,
+    pub(crate) seed: Option<u64>,
 }
 
 impl HybridOptions {
     /// Leases up to `slice` units at a time from the shared window in Redis.
     /// Over-admission across N instances is bounded by `N × slice` per
-    /// window; a slice of 0 is [`RateLimitError::ZeroSlice`]. The reconcile
+    /// window (beyond the capacity for the absolute strategy, beyond the
+    /// hard limit for the suppressed one); a slice of 0 is
+    /// [`RateLimitError::ZeroSlice`]. Absolute strategy; the reconcile
     /// interval defaults to one bucket.
     pub fn new(
         namespace: DistkitRedisKey,
@@ -231,7 +236,24 @@ impl HybridOptions {
             slice,
             reconcile_interval: limit.window().bucket(),
             max_keys: DEFAULT_MAX_KEYS,
+            strategy: Strategy::Absolute,
+            seed: None,
         })
+    }
+
+    /// The strategy. Limiters of the same namespace share a key's budget
+    /// with the [`RedisRateLimiter`](crate::RedisRateLimiter) of the same
+    /// strategy (each strategy has its own hash).
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// Seed of the suppressed strategy's draws (per key, made locally), for
+    /// reproducible decisions in tests.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
     }
 
     /// How often unused leases are handed back and idle keys dropped.

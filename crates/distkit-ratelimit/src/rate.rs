@@ -4,7 +4,7 @@
 //! A limit is `rate × window` units per sliding window. The window is cut into
 //! buckets: usage is recorded in the bucket of the current time, and a bucket
 //! leaves the window when it is `window` old. Smaller buckets slide more
-//! smoothly; each Redis call reads every live bucket, so a window holds at
+//! smoothly; a refused Redis call reads every live bucket, so a window holds at
 //! most [`MAX_BUCKETS`] of them.
 //!
 //! # Capacity rule

@@ -9,7 +9,7 @@
 //! `distkit:ratelimit:<namespace>:{<key>}:<strategy>` (see
 //! `scripts/ratelimit/README.md`); the hash tag is the limited key, so keys
 //! spread over all shards of a cluster. Windows follow Redis server time, and
-//! the hash expires one window plus one bucket after its last write.
+//! the hash expires one bucket after its newest bucket leaves the window.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -19,23 +19,11 @@ use distkit_core::KeyLayout;
 use distkit_core::{DistkitError, DistkitRedisKey, LIBRARY_NAMESPACE, LuaScript, RedisConnection};
 
 use crate::rng::{XorShift, random_seed};
+use crate::scripts::{ABSOLUTE_INC, SUPPRESSED_INC};
+use crate::window::suppression_factor;
 use crate::{Decision, RateLimit, RedisOptions, Strategy};
 
 pub(crate) const PRIMITIVE: &str = "ratelimit";
-
-pub(crate) fn absolute_inc_script() -> LuaScript {
-    LuaScript::new(
-        "ratelimit.absolute_inc",
-        include_str!("../scripts/absolute_inc.lua"),
-    )
-}
-
-fn suppressed_inc_script() -> LuaScript {
-    LuaScript::new(
-        "ratelimit.suppressed_inc",
-        include_str!("../scripts/suppressed_inc.lua"),
-    )
-}
 
 /// The window hash of `key` for a strategy (`absolute` or `suppressed`):
 /// `KeyLayout::with_segments("ratelimit", &[namespace], key).key(&[part])`,
@@ -103,7 +91,7 @@ pub struct RedisRateLimiter {
     limit: RateLimit,
     strategy: Strategy,
     hard_limit: u64,
-    script: LuaScript,
+    script: &'static LuaScript,
     rng: Mutex<XorShift>,
 }
 
@@ -111,8 +99,8 @@ impl RedisRateLimiter {
     /// A limiter over the options' connection (single node or cluster).
     pub fn new(options: RedisOptions) -> Self {
         let script = match options.strategy {
-            Strategy::Absolute => absolute_inc_script(),
-            Strategy::Suppressed { .. } => suppressed_inc_script(),
+            Strategy::Absolute => &ABSOLUTE_INC,
+            Strategy::Suppressed { .. } => &SUPPRESSED_INC,
         };
         Self {
             hard_limit: options.strategy.hard_limit(options.limit.capacity()),
@@ -160,13 +148,14 @@ impl RedisRateLimiter {
                     .rng
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .next_f64();
-                let (allowed, admitted, retry_after_ms, reset_after_ms, factor): (
+                    .next_u53();
+                let (allowed, admitted, retry_after_ms, reset_after_ms, regime, observed): (
                     u8,
                     u64,
                     i64,
                     i64,
-                    String,
+                    u8,
+                    u64,
                 ) = self
                     .script
                     .call()
@@ -176,15 +165,14 @@ impl RedisRateLimiter {
                     .arg(self.limit.capacity())
                     .arg(self.hard_limit)
                     .arg(cost)
-                    .arg(format!("{draw:.17}"))
+                    .arg(draw)
                     .invoke(&mut connection)
                     .await?;
-                let factor: f64 = factor.parse().map_err(|_| {
-                    DistkitError::unexpected_reply(
-                        "ratelimit.suppressed_inc",
-                        format!("suppression factor not a number: {factor:?}"),
-                    )
-                })?;
+                let factor = match regime {
+                    0 => 0.0,
+                    2 => 1.0,
+                    _ => suppression_factor(self.limit.capacity(), observed),
+                };
                 Ok(self.decision(
                     allowed,
                     admitted,

@@ -28,15 +28,20 @@ impl XorShift {
         }
     }
 
-    /// A uniform draw in `[0, 1)`.
-    pub(crate) fn next_f64(&mut self) -> f64 {
+    /// A uniform integer in `[0, 2^53)`: the draw `next_u53() / 2^53`,
+    /// exact both as an `f64` and as a Lua number.
+    pub(crate) fn next_u53(&mut self) -> u64 {
         let mut x = self.state;
         x ^= x >> 12;
         x ^= x << 25;
         x ^= x >> 27;
         self.state = x;
-        let out = x.wrapping_mul(0x2545_F491_4F6C_DD1D);
-        (out >> 11) as f64 / (1u64 << 53) as f64
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11
+    }
+
+    /// A uniform draw in `[0, 1)`.
+    pub(crate) fn next_f64(&mut self) -> f64 {
+        self.next_u53() as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -46,4 +51,12 @@ pub(crate) fn random_seed() -> u64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(0);
     hasher.finish()
+}
+
+/// The seed of one key's draws, from a limiter's seed.
+pub(crate) fn key_seed(seed: u64, key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    splitmix64(seed ^ hasher.finish())
 }

@@ -168,7 +168,12 @@ impl Series {
             limit: capacity,
             remaining: capacity.saturating_sub(self.admitted),
             retry_after,
-            reset_after: self.reset_after(now_ms, bucket_ms, n),
+            reset_after: if allowed {
+                // The current bucket holds this call: it is the newest.
+                Duration::from_millis((current + n) * bucket_ms - now_ms)
+            } else {
+                self.reset_after(now_ms, bucket_ms, n)
+            },
             suppression_factor,
         }
     }

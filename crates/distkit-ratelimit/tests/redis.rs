@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use distkit_ratelimit::{
     DistkitRedisKey, HybridOptions, HybridRateLimiter, RateLimit, RedisConnection, RedisOptions,
-    RedisRateLimiter, Window,
+    RedisRateLimiter, Strategy, Window,
 };
 use distkit_testkit::{shared_cluster, shared_server, unique_prefix};
 
@@ -50,15 +50,15 @@ async fn redis_and_hybrid_share_one_budget_cluster() {
     redis_and_hybrid_share_one_budget(shared_cluster().connection().await.into()).await;
 }
 
-/// A service that vendors `scripts/ratelimit/absolute_inc.lua` and calls it
-/// with the documented key and arguments shares the budget with the crate.
+/// A service that vendors `scripts/`, assembles `absolute_inc.lua` as
+/// documented (`lib/window.lua`, a newline, the script) and calls it with the
+/// documented key and arguments shares the budget with the crate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_vendored_script_interoperates_with_the_crate() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../scripts/ratelimit/absolute_inc.lua"
-    );
-    let source = std::fs::read_to_string(path).unwrap();
+    let scripts = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts");
+    let library = std::fs::read_to_string(format!("{scripts}/lib/window.lua")).unwrap();
+    let script = std::fs::read_to_string(format!("{scripts}/ratelimit/absolute_inc.lua")).unwrap();
+    let source = format!("{library}\n{script}");
     let namespace = namespace("crate_vendored");
     let mut conn = shared_server().connection_manager().await;
     let key = format!("distkit:ratelimit:{namespace}:{{user}}:absolute");
@@ -76,4 +76,140 @@ async fn the_vendored_script_interoperates_with_the_crate() {
     let user = DistkitRedisKey::try_from("user").unwrap();
     assert_eq!(limiter.inc(&user, 2).await.unwrap().remaining(), 0);
     assert!(limiter.inc(&user, 1).await.unwrap().is_rejected());
+}
+
+/// Every script the crate sends is its file under `scripts/ratelimit/`,
+/// preceded by each library its header requires (`-- requires: lib/...`),
+/// joined by newlines.
+#[test]
+fn the_crate_sends_exactly_the_script_files() {
+    let scripts = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts"));
+    let sources = distkit_ratelimit::script_sources();
+    let mut files: Vec<String> = std::fs::read_dir(scripts.join("ratelimit"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name.ends_with(".lua"))
+        .collect();
+    files.sort();
+    let mut names: Vec<String> = sources
+        .iter()
+        .map(|(name, _)| format!("{}.lua", name.trim_start_matches("ratelimit/")))
+        .collect();
+    names.sort();
+    assert_eq!(names, files, "every file is sent, and nothing else");
+    for (name, source) in sources {
+        let file = std::fs::read_to_string(scripts.join(format!("{name}.lua"))).unwrap();
+        let mut expected = String::new();
+        for line in file.lines() {
+            if let Some(library) = line.strip_prefix("-- requires: ") {
+                expected.push_str(&std::fs::read_to_string(scripts.join(library)).unwrap());
+                expected.push('\n');
+            }
+        }
+        expected.push_str(&file);
+        assert_eq!(source, expected, "{name}");
+    }
+}
+
+/// The Redis and hybrid suppressed limiters share one key's window: load
+/// seen by one raises the factor of the other.
+async fn suppressed_redis_and_hybrid_share_one_window(conn: RedisConnection) {
+    let namespace = namespace("crate_suppressed_shared");
+    let strategy = Strategy::suppressed(2.0).unwrap();
+    let redis = RedisRateLimiter::new(
+        RedisOptions::new(namespace.clone(), conn.clone(), limit(5)).strategy(strategy),
+    );
+    let hybrid = HybridRateLimiter::new(
+        HybridOptions::new(namespace, conn, limit(5), 2)
+            .unwrap()
+            .strategy(strategy),
+    );
+    let user = DistkitRedisKey::try_from("user").unwrap();
+    for _ in 0..5 {
+        assert_eq!(
+            redis.inc(&user, 1).await.unwrap().suppression_factor(),
+            Some(0.0)
+        );
+    }
+    // Six calls observed, five admitted: the hybrid limiter draws.
+    let decision = hybrid.inc(&user, 1).await.unwrap();
+    assert_eq!(decision.suppression_factor(), Some(1.0 - 5.0 / 6.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suppressed_redis_and_hybrid_share_one_window_single_node() {
+    suppressed_redis_and_hybrid_share_one_window(shared_server().connection_manager().await.into())
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suppressed_redis_and_hybrid_share_one_window_cluster() {
+    suppressed_redis_and_hybrid_share_one_window(shared_cluster().connection().await.into()).await;
+}
+
+/// The stored layout keeps its invariants while the window slides: every
+/// running total equals the sum of its bucket fields, no bucket field lies
+/// below the pruning cursor, and the hash has a TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_totals_match_the_buckets_while_the_window_slides() {
+    let namespace = namespace("crate_totals");
+    let conn = shared_server().connection_manager().await;
+    let window = Window::new(Duration::from_millis(300), Duration::from_millis(30)).unwrap();
+    let limit = RateLimit::per_window(1000, window).unwrap();
+    let absolute = RedisRateLimiter::new(RedisOptions::new(namespace.clone(), conn.clone(), limit));
+    let suppressed = RedisRateLimiter::new(
+        RedisOptions::new(namespace.clone(), conn.clone(), limit)
+            .strategy(Strategy::suppressed(2.0).unwrap()),
+    );
+    let user = DistkitRedisKey::try_from("user").unwrap();
+    let mut conn = conn;
+    for round in 0..40u64 {
+        assert!(
+            absolute
+                .inc(&user, 1 + round % 3)
+                .await
+                .unwrap()
+                .is_allowed()
+        );
+        assert!(
+            suppressed
+                .inc(&user, 1 + round % 2)
+                .await
+                .unwrap()
+                .is_allowed()
+        );
+        tokio::time::sleep(Duration::from_millis(7 + round % 11)).await;
+        for (part, series) in [("absolute", &[""][..]), ("suppressed", &["a", "o"][..])] {
+            let key = format!("distkit:ratelimit:{namespace}:{{user}}:{part}");
+            let fields: std::collections::HashMap<String, i64> = redis::cmd("HGETALL")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let cursor = fields["h"];
+            for prefix in series {
+                let total = fields[&format!("{prefix}t")];
+                let mut sum = 0;
+                for (field, value) in &fields {
+                    if let Some(index) = field
+                        .strip_prefix(prefix)
+                        .and_then(|index| index.parse::<i64>().ok())
+                    {
+                        assert!(
+                            index >= cursor,
+                            "{part}: bucket {index} below cursor {cursor}"
+                        );
+                        sum += value;
+                    }
+                }
+                assert_eq!(total, sum, "{part}: total {prefix}t");
+            }
+            let ttl: i64 = redis::cmd("PTTL")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert!(ttl > 0 && ttl <= 360, "{part}: ttl {ttl}");
+        }
+    }
 }
