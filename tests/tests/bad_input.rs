@@ -444,3 +444,124 @@ async fn lock_options_are_validated_and_extremes_never_panic() {
     held.release().await.unwrap();
     other.try_lock_with_timeout(Duration::ZERO).await.unwrap();
 }
+
+// ---------------------------------------------------------------- rate limits
+
+/// Every rate, window and cost at the edges: construction returns a limit
+/// or a typed error; a valid limit decides (local, Redis and hybrid) or
+/// refuses the cost with a typed error; nothing panics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_validate_every_edge_and_never_panic() {
+    use distkit::ratelimit::{
+        HybridOptions, HybridRateLimiter, LocalOptions, LocalRateLimiter, Rate, RateLimit,
+        RateLimitError, RedisOptions, RedisRateLimiter, Strategy, Window,
+    };
+
+    let amounts = [
+        0.0,
+        -0.0,
+        -1.0,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::MIN_POSITIVE,
+        1e-9,
+        0.5,
+        1.0,
+        1e6,
+        1e300,
+        f64::MAX,
+    ];
+    let durations = [
+        Duration::ZERO,
+        Duration::from_nanos(1),
+        Duration::from_micros(1500),
+        Duration::from_millis(1),
+        Duration::from_millis(100),
+        Duration::from_secs(1),
+        Duration::from_secs(3600 * 24 * 365),
+        Duration::MAX,
+    ];
+    for factor in [f64::NAN, -1.0, 0.0, 0.5, 1.0, 1.5, 3.0, f64::INFINITY] {
+        if let Err(error) = Strategy::suppressed(factor) {
+            assert!(!error.to_string().is_empty(), "{factor}");
+        }
+    }
+    let mut windows = Vec::new();
+    for size in durations {
+        for bucket in durations {
+            match Window::new(size, bucket) {
+                Ok(window) => windows.push(window),
+                Err(error) => assert!(!error.to_string().is_empty(), "{size:?}/{bucket:?}"),
+            }
+        }
+    }
+    assert!(!windows.is_empty());
+    let mut limits = Vec::new();
+    for amount in amounts {
+        for per in durations {
+            let rate = match Rate::new(amount, per) {
+                Ok(rate) => rate,
+                Err(error) => {
+                    assert!(
+                        matches!(error, RateLimitError::InvalidRate { .. }),
+                        "{amount}/{per:?}: {error}"
+                    );
+                    continue;
+                }
+            };
+            for window in &windows {
+                if let Ok(limit) = RateLimit::new(rate, *window) {
+                    limits.push(limit);
+                }
+            }
+        }
+    }
+    assert!(limits.len() > 10, "some limits are valid");
+
+    let conn = single_node().await;
+    let namespace = prefix("bad-ratelimit");
+    assert!(matches!(
+        HybridOptions::new(namespace.clone(), conn.clone(), limits[0], 0),
+        Err(RateLimitError::ZeroSlice)
+    ));
+    for (i, limit) in limits.iter().enumerate() {
+        let capacity = limit.capacity();
+        let costs = [0, 1, capacity, capacity.saturating_add(1), u64::MAX];
+        let local = LocalRateLimiter::new(LocalOptions::new(*limit));
+        for cost in costs {
+            match local.inc("k", cost) {
+                Ok(_) => assert!(cost >= 1 && cost <= capacity, "{limit:?} cost {cost}"),
+                Err(error) => assert!(
+                    matches!(
+                        error,
+                        RateLimitError::ZeroCost | RateLimitError::CostExceedsCapacity { .. }
+                    ),
+                    "{limit:?} cost {cost}: {error}"
+                ),
+            }
+        }
+        // Redis round trips for a sample of the valid limits.
+        if i % 7 != 0 {
+            continue;
+        }
+        let key = key(&format!("k{i}"));
+        let redis =
+            RedisRateLimiter::new(RedisOptions::new(namespace.clone(), conn.clone(), *limit));
+        let hybrid = HybridRateLimiter::new(
+            HybridOptions::new(namespace.clone(), conn.clone(), *limit, 1).unwrap(),
+        );
+        for cost in costs {
+            let results = [redis.inc(&key, cost).await, hybrid.inc(&key, cost).await];
+            for result in results {
+                match result {
+                    Ok(_) => assert!(cost >= 1 && cost <= capacity, "{limit:?} cost {cost}"),
+                    Err(DistkitError::RateLimit(_)) | Err(DistkitError::InvalidArgument { .. }) => {
+                        assert!(cost == 0 || cost > capacity, "{limit:?} cost {cost}")
+                    }
+                    Err(error) => panic!("{limit:?} cost {cost}: {error}"),
+                }
+            }
+        }
+    }
+}
