@@ -466,10 +466,7 @@ impl StrictInstanceAwareCounter {
         if combiner.waiting.is_empty() || combiner.draining {
             return;
         }
-        match (
-            self.this.upgrade(),
-            tokio::runtime::Handle::try_current(),
-        ) {
+        match (self.this.upgrade(), tokio::runtime::Handle::try_current()) {
             (Some(counter), Ok(runtime)) => {
                 combiner.draining = true;
                 combiner.in_flight += 1;
@@ -521,10 +518,9 @@ impl StrictInstanceAwareCounter {
                                 })
                             }
                             Some(r) => Ok((r.cumulative, r.slice)),
-                            None => Err(DistkitError::unexpected_reply(
-                                op.kind.name(),
-                                "no result",
-                            )),
+                            None => {
+                                Err(DistkitError::unexpected_reply(op.kind.name(), "no result"))
+                            }
                         };
                         let _ = sender.send(result);
                     }
