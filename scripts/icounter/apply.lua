@@ -44,9 +44,10 @@
 --   cleari: { "ok", next cursor ("" when done) }
 --
 -- Commands per call: TIME, HMGET meta, HINCRBY meta seq (writing calls
--- only), then per key op one HMGET and at most one HSET of `data`. The
--- heartbeat is written (ZADD + HSET) at most every T/10 per instance; the
--- dead-instance scan runs only once `check_at` has passed.
+-- only), then one HMGET of `data` for every key and entry the batch names
+-- and one HSET of what changed (per 1 000 fields), plus ZADD contrib for new
+-- entries. The heartbeat is written (ZADD + HSET) at most every T/10 per
+-- instance; the dead-instance scan runs only once `check_at` has passed.
 --
 -- Complexity: O(log N) per key operation, plus at most `budget` entries of
 -- cleanup (O(budget log N)), plus at most 16 expired instances moved to the
@@ -227,25 +228,101 @@ if flush_seq ~= "0" then
   end
 end
 
+-- Operations read and write `data` through a cache: one HMGET (per 1 000
+-- fields) reads every key record and entry the batch names, and one HSET
+-- (per 1 000 fields) writes back what changed, at the end or before an op
+-- that works on `data` directly (clear, cleari). Later ops of a batch see
+-- the writes of earlier ones, as if each had run alone.
+local cache = {}       -- field -> value, or false when missing
+local dirty = {}       -- field -> true when written
+local dirty_list = {}  -- written fields, in order
+local new_entries = {} -- entries to add to `contrib`
+
+local CHUNK = 1000
+
+local function field(f)
+  local v = cache[f]
+  if v == nil then
+    v = redis.call('HGET', data, f)
+    cache[f] = v
+  end
+  return v
+end
+
+local function put(f, v)
+  if not dirty[f] then
+    dirty[f] = true
+    dirty_list[#dirty_list + 1] = f
+  end
+  cache[f] = v
+end
+
+local function write_back()
+  local args = {}
+  for _, f in ipairs(dirty_list) do
+    args[#args + 1] = f
+    args[#args + 1] = cache[f]
+    if #args >= 2 * CHUNK then
+      redis.call('HSET', data, unpack(args))
+      args = {}
+    end
+  end
+  if #args > 0 then redis.call('HSET', data, unpack(args)) end
+  args = {}
+  for _, entry in ipairs(new_entries) do
+    args[#args + 1] = 0
+    args[#args + 1] = entry
+    if #args >= 2 * CHUNK then
+      redis.call('ZADD', contrib, 'NX', unpack(args))
+      args = {}
+    end
+  end
+  if #args > 0 then redis.call('ZADD', contrib, 'NX', unpack(args)) end
+  dirty, dirty_list, new_entries = {}, {}, {}
+end
+
+local function prefetch()
+  local fields, seen = {}, {}
+  local function want(f)
+    if not seen[f] then
+      seen[f] = true
+      fields[#fields + 1] = f
+    end
+  end
+  for i = 0, nops - 1 do
+    local base = 6 + i * 7
+    local op = ARGV[base]
+    if op ~= 'clear' and op ~= 'cleari' then
+      want(ARGV[base + 1])
+      want(me .. ':' .. ARGV[base + 1])
+    end
+  end
+  for from = 1, #fields, CHUNK do
+    local last = math.min(from + CHUNK - 1, #fields)
+    local values = redis.call('HMGET', data, unpack(fields, from, last))
+    for n = from, last do cache[fields[n]] = values[n - from + 1] end
+  end
+end
+
 -- Loads the cumulative of `key` and this instance's entry: its counted
 -- slice ("0" for a stale or missing entry). A missing entry whose local
 -- epoch is current is restored here: dead-instance cleanup removed it while
 -- this instance still holds it in its local memory.
 local function load(key, local_slice, local_epoch)
   local entry = me .. ':' .. key
-  local stored = redis.call('HMGET', data, key, entry)
+  local record, stored = field(key), field(entry)
   local state = { entry = entry, key = key, epoch = cleared_at, total = "0",
-    slice = "0", exists = stored[2] ~= false }
-  if stored[1] then state.epoch, state.total = split(stored[1]) end
-  if stored[2] then
-    local epoch, slice = split(stored[2])
+    slice = "0", exists = stored ~= false }
+  if record then state.epoch, state.total = split(record) end
+  if stored then
+    local epoch, slice = split(stored)
     if epoch == state.epoch then state.slice = slice end
   elseif local_epoch == state.epoch and local_slice ~= "0" then
     local total = add(state.total, local_slice)
     if total then
-      redis.call('HSET', data, key, state.epoch .. ':' .. total,
-        entry, state.epoch .. ':' .. local_slice)
-      redis.call('ZADD', contrib, 'NX', 0, entry)
+      put(key, state.epoch .. ':' .. total)
+      put(entry, state.epoch .. ':' .. local_slice)
+      new_entries[#new_entries + 1] = entry
       state.total, state.slice, state.exists = total, local_slice, true
     end
   end
@@ -254,10 +331,10 @@ end
 
 -- Writes the entry (in the state's epoch) and the cumulative.
 local function write(state, slice, total)
-  redis.call('HSET', data, state.key, state.epoch .. ':' .. total,
-    state.entry, state.epoch .. ':' .. slice)
+  put(state.key, state.epoch .. ':' .. total)
+  put(state.entry, state.epoch .. ':' .. slice)
   if not state.exists then
-    redis.call('ZADD', contrib, 'NX', 0, state.entry)
+    new_entries[#new_entries + 1] = state.entry
     state.exists = true
   end
   state.slice, state.total = slice, total
@@ -296,6 +373,7 @@ local function clear_page(cursor)
   return { "ok", next_cursor }
 end
 
+prefetch()
 local results = {}
 for i = 0, nops - 1 do
   local base = 6 + i * 7
@@ -304,12 +382,17 @@ for i = 0, nops - 1 do
   local local_slice, local_epoch = ARGV[base + 5], ARGV[base + 6]
 
   if op == 'clear' then
+    -- earlier writes of the batch are wiped with everything else
+    dirty, dirty_list, new_entries = {}, {}, {}
     redis.call('UNLINK', data, contrib)
     redis.call('HSET', meta, 'cleared_at', seq_s)
     cleared_at = seq_s
+    cache = {}
     results[#results + 1] = { "ok", "0", "0", seq_s }
   elseif op == 'cleari' then
+    write_back()
     results[#results + 1] = clear_page(value)
+    cache = {}
   else
     local state = load(key, local_slice, local_epoch)
     local reported = state
@@ -359,5 +442,6 @@ for i = 0, nops - 1 do
     results[#results + 1] = { status, reported.total, reported.slice, reported.epoch }
   end
 end
+write_back()
 
 return { rejoined, seq, duplicate, results }
