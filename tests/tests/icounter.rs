@@ -330,6 +330,56 @@ async fn lax_flushes_deltas_and_keeps_heartbeat(connect: Connect) {
 }
 on_both!(lax, lax_flushes_deltas_and_keeps_heartbeat);
 
+// Concurrent calls of one instance: beyond four in flight they are combined
+// into one script run, yet each is applied once, atomically, with its own
+// result (every +1 sees a distinct slice) or its own error.
+async fn concurrent_calls_are_each_applied_once(connect: Connect) {
+    const TASKS: i64 = 64;
+    const PER_TASK: i64 = 20;
+    let p = prefix("ic_concurrent");
+    let a = instance(&p, connect().await, "a");
+    let (k, near_max) = (key("k"), key("near_max"));
+    a.set_on_instance(&near_max, i64::MAX - TASKS / 2)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..TASKS {
+        let a = a.clone();
+        let (k, near_max) = (k.clone(), near_max.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..PER_TASK {
+                let (cumulative, slice) = a.inc(&k, 1).await.unwrap();
+                assert_eq!(cumulative, slice);
+                seen.push(slice);
+            }
+            let overflowed = match a.inc(&near_max, 1).await {
+                Ok(_) => false,
+                Err(distkit::DistkitError::CounterOverflow { .. }) => true,
+                Err(other) => panic!("{other}"),
+            };
+            (seen, overflowed)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut overflows = 0;
+    for task in tasks {
+        let (seen, overflowed) = task.await.unwrap();
+        all.extend(seen);
+        overflows += i64::from(overflowed);
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=TASKS * PER_TASK).collect::<Vec<_>>());
+    assert_eq!(
+        a.get(&k).await.unwrap(),
+        (TASKS * PER_TASK, TASKS * PER_TASK)
+    );
+    // exactly the increments that fit below i64::MAX were applied
+    assert_eq!(overflows, TASKS / 2);
+    assert_eq!(a.get(&near_max).await.unwrap(), (i64::MAX, i64::MAX));
+}
+on_both!(concurrent, concurrent_calls_are_each_applied_once);
+
 // Single node: the fault proxy covers a single-node connection (on a
 // cluster it would only cover the seed connection; see the frozen-shard
 // test below for faults on the cluster).
