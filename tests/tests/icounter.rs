@@ -377,6 +377,41 @@ async fn concurrent_calls_are_each_applied_once(connect: Connect) {
     // exactly the increments that fit below i64::MAX were applied
     assert_eq!(overflows, TASKS / 2);
     assert_eq!(a.get(&near_max).await.unwrap(), (i64::MAX, i64::MAX));
+    // a's memory holds the last slice of every key, also where one combined
+    // run changed a key many times: declared dead (its heartbeat aged in the
+    // documented layout) and cleaned up by b, a restores exactly that.
+    let mut raw = connect().await;
+    let base = format!("distkit:icounter:{{{}}}", p.as_str());
+    let b = instance(&p, connect().await, "b");
+    // a's background heartbeat may refresh it in between: then age it again
+    let mut declared_dead = false;
+    for _ in 0..20 {
+        let () = distkit::redis::pipe()
+            .cmd("ZADD")
+            .arg(format!("{base}:instances"))
+            .arg(0)
+            .arg("a")
+            .cmd("HSET")
+            .arg(format!("{base}:meta"))
+            .arg("h:a")
+            .arg(0)
+            .arg("check_at")
+            .arg(0)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        if b.get(&k).await.unwrap() == (0, 0) {
+            declared_dead = true;
+            break;
+        }
+    }
+    assert!(declared_dead);
+    assert_eq!(
+        a.get(&near_max).await.unwrap(),
+        (i64::MAX, i64::MAX),
+        "restored"
+    );
+    assert_eq!(b.get(&k).await.unwrap(), (TASKS * PER_TASK, 0));
 }
 on_both!(concurrent, concurrent_calls_are_each_applied_once);
 

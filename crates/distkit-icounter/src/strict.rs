@@ -30,7 +30,9 @@ struct LocalSlice {
     slice: i64,
     epoch: u64,
     /// Sequence of the call that reported it: replies processed out of order
-    /// never overwrite a newer value.
+    /// never overwrite a newer value. An equal sequence does overwrite: a
+    /// later op of the same batch, or a read-only call, which reports the
+    /// sequence of the last write and so saw the same slice.
     seq: u64,
 }
 
@@ -263,7 +265,7 @@ impl StrictInstanceAwareCounter {
 
     fn remember(&self, key: &str, slice: i64, epoch: u64, seq: u64) {
         if let Some(mut entry) = self.memory.get_mut(key) {
-            if seq > entry.seq {
+            if seq >= entry.seq {
                 *entry = LocalSlice { slice, epoch, seq };
             }
             return;
@@ -272,7 +274,7 @@ impl StrictInstanceAwareCounter {
             self.memory
                 .entry(key.to_owned())
                 .and_modify(|entry| {
-                    if seq > entry.seq {
+                    if seq >= entry.seq {
                         *entry = LocalSlice { slice, epoch, seq };
                     }
                 })
