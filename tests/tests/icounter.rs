@@ -700,8 +700,7 @@ async fn scale_cleanup_is_bounded_per_call(connect: Connect) {
     // Pipelined setup, written in the documented layout (scripts/icounter/README.md):
     // data holds "<key>" -> "<epoch>:<cumulative>" and
     // "<instance>:<key>" -> "<epoch>:<slice>", contrib indexes the entries.
-    // chunks small enough to answer within the response timeout on a loaded machine
-    for chunk in (0..SCALE_KEYS).collect::<Vec<_>>().chunks(500) {
+    for chunk in (0..SCALE_KEYS).collect::<Vec<_>>().chunks(2_000) {
         let mut pipe = distkit::redis::pipe();
         let total = (1..=DEAD_INSTANCES as i64).sum::<i64>();
         let mut data = distkit::redis::cmd("HSET");
@@ -722,7 +721,14 @@ async fn scale_cleanup_is_bounded_per_call(connect: Connect) {
             }
             pipe.add_command(slices).add_command(contrib);
         }
-        let () = pipe.query_async(&mut raw).await.unwrap();
+        // These writes are idempotent: a pipeline whose reply missed the
+        // 500 ms response timeout (Redis stalls that long on the loaded
+        // test machine) is sent again.
+        let mut attempts = 0;
+        while let Err(error) = pipe.query_async::<()>(&mut raw).await {
+            attempts += 1;
+            assert!(attempts < 5 && error.is_timeout(), "{error}");
+        }
     }
     for d in 0..DEAD_INSTANCES {
         let () = distkit::redis::cmd("ZADD")
@@ -765,10 +771,20 @@ async fn scale_cleanup_is_bounded_per_call(connect: Connect) {
         if remaining == 1 {
             break; // only the survivor's entry is left
         }
-        let (cumulative, slice) = survivor.get(&last).await.unwrap();
-        assert_eq!(slice, 0);
-        assert!((0..=6).contains(&cumulative), "{cumulative}");
         calls += 1;
+        match survivor.get(&last).await {
+            Ok((cumulative, slice)) => {
+                assert_eq!(slice, 0);
+                assert!((0..=6).contains(&cumulative), "{cumulative}");
+            }
+            // A reply that missed the 500 ms response timeout (Redis stalls
+            // that long on the loaded test machine): the call may have done
+            // its cleanup, so its share is not checked against the next one.
+            Err(error) if error.is_connection_error() => {
+                remaining = entries(raw.clone()).await;
+            }
+            Err(error) => panic!("{error}"),
+        }
     }
     assert!(
         calls >= SCALE_KEYS * DEAD_INSTANCES / CLEANUP_BUDGET,
@@ -778,7 +794,7 @@ async fn scale_cleanup_is_bounded_per_call(connect: Connect) {
     assert_eq!(survivor.get(&last).await.unwrap(), (0, 0));
     // every key: only the survivor's slice is left
     let all: Vec<DistkitRedisKey> = (1..SCALE_KEYS).map(|i| key(&format!("k{i}"))).collect();
-    for chunk in all.chunks(5_000) {
+    for chunk in all.chunks(1_000) {
         let refs: Vec<&DistkitRedisKey> = chunk.iter().collect();
         let values = survivor.get_all(&refs).await.unwrap();
         assert!(values.iter().all(|(_, c, s)| (*c, *s) == (0, 0)));
