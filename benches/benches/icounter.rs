@@ -110,25 +110,24 @@ fn icounter(c: &mut Criterion) {
                     let n = (entries - written).min(10_000);
                     let mut pipe = redis::pipe();
                     for chunk_start in (0..n).step_by(1_000) {
-                        let (mut slices, mut epochs, mut contrib) =
-                            (redis::cmd("HSET"), redis::cmd("HSET"), redis::cmd("ZADD"));
-                        slices.arg(format!("{base}:slices"));
-                        epochs.arg(format!("{base}:slice_epochs"));
+                        let (mut data, mut contrib) = (redis::cmd("HSET"), redis::cmd("ZADD"));
+                        data.arg(format!("{base}:data"));
                         contrib.arg(format!("{base}:contrib"));
                         for i in chunk_start..(chunk_start + 1_000).min(n) {
                             let entry = format!("{id}:k{i}");
-                            slices.arg(&entry).arg(1);
-                            epochs.arg(&entry).arg(0);
+                            // a current slice of 1 on a key record
+                            data.arg(&entry).arg("0:1");
+                            data.arg(format!("k{i}")).arg("0:0");
                             contrib.arg(0).arg(&entry);
                         }
-                        pipe.add_command(slices)
-                            .add_command(epochs)
-                            .add_command(contrib);
+                        pipe.add_command(data).add_command(contrib);
                     }
-                    pipe.cmd("ZADD")
-                        .arg(format!("{base}:instances"))
-                        .arg(0)
-                        .arg(&id);
+                    // straight into the cleanup queue, and make the scan due
+                    pipe.cmd("ZADD").arg(format!("{base}:dead")).arg(0).arg(&id);
+                    pipe.cmd("HSET")
+                        .arg(format!("{base}:meta"))
+                        .arg("check_at")
+                        .arg(0);
                     let () = pipe.query_async(&mut raw).await.expect("setup");
                     written += n;
                     instance += 1;

@@ -1,23 +1,26 @@
 -- requires: lib/int64.lua
 --
 -- icounter/apply.lua: every instance-aware counter call is one run of this
--- script: housekeeping (heartbeat, dead-instance detection, a bounded slice
--- of dead-instance cleanup), then a batch of operations for one instance.
+-- script: housekeeping (heartbeat when due, dead-instance detection when
+-- due, a bounded slice of dead-instance cleanup while instances wait for
+-- it), then a batch of operations for one instance.
 --
 -- KEYS (all under distkit:icounter:{<prefix>}, one hash tag):
---   1 instances     zset  instance id -> last heartbeat (server ms)
---   2 dead          zset  instance id -> time it was declared dead (cleanup queue)
---   3 meta          hash  seq (call sequence, also the epoch source), cleared_at
---   4 totals        hash  key -> cumulative (decimal string)
---   5 epochs        hash  key -> epoch of the key (set by global set/del)
---   6 slices        hash  "<instance>:<key>" -> slice (decimal string)
---   7 slice_epochs  hash  "<instance>:<key>" -> epoch the slice belongs to
---   8 contrib       zset  "<instance>:<key>" (score 0): index of the entries,
---                         ordered so one instance's entries form one lex range
---   9 flushes       hash  instance id -> last applied lax flush sequence
+--   1 instances  zset  instance id -> last written heartbeat (server ms)
+--   2 dead       zset  instance id -> time it was declared dead (cleanup queue)
+--   3 meta       hash  seq (write sequence, also the epoch source),
+--                      cleared_at (epoch of the last clear),
+--                      check_at (server ms from which an instance may have
+--                      expired; "0" while the dead queue is not empty),
+--                      "h:<instance>" -> the instance's score in `instances`
+--   4 data       hash  "<key>" -> "<epoch>:<cumulative>"
+--                      "<instance>:<key>" -> "<epoch>:<slice>" (an entry)
+--   5 contrib    zset  "<instance>:<key>" (score 0): index of the entries,
+--                      ordered so one instance's entries form one lex range
+--   6 flushes    hash  instance id -> last applied lax flush sequence
 --
 -- ARGV:
---   1 instance id          2 dead-instance threshold (ms)
+--   1 instance id          2 dead-instance threshold T (ms)
 --   3 cleanup budget (entries per call)
 --   4 flush sequence ("0": not a lax flush; otherwise the batch is applied at
 --     most once per instance and sequence)
@@ -32,11 +35,19 @@
 --            instance's entries set to 0; value = cursor entry, "" to start)
 --
 -- Reply: { rejoined (0/1), seq, duplicate_flush (0/1), results }
+--   seq: this call's sequence if it may write (any op but get, or a flush),
+--   else the last one (a read-only call sees the state of that write).
 --   result for key ops: { status, cumulative, slice, epoch }
 --     status "ok" | "nomatch" (comparator false, nothing written)
 --            | "overflow" (nothing written for this op)
 --   del: cumulative is the old cumulative.
 --   cleari: { "ok", next cursor ("" when done) }
+--
+-- Commands per call: TIME, HMGET meta, HINCRBY meta seq (writing calls
+-- only), then one HMGET of `data` for every key and entry the batch names
+-- and one HSET of what changed (per 1 000 fields), plus ZADD contrib for new
+-- entries. The heartbeat is written (ZADD + HSET) at most every T/10 per
+-- instance; the dead-instance scan runs only once `check_at` has passed.
 --
 -- Complexity: O(log N) per key operation, plus at most `budget` entries of
 -- cleanup (O(budget log N)), plus at most 16 expired instances moved to the
@@ -44,21 +55,29 @@
 -- (UNLINK frees the hashes in the background).
 --
 -- Invariant (kept by every write below, all inside this one script):
---   totals[k] == sum of slices[i:k] over the entries i:k present in `slices`
---   whose slice_epochs[i:k] equals the current epoch of k.
+--   cumulative(k) == sum of the slices of the entries i:k whose epoch equals
+--   the current epoch of k (the epoch of data[k], else meta.cleared_at, else
+--   "0"); data[k] is present whenever such an entry has a non-zero slice.
 -- Entries are deleted only by dead-instance cleanup (which subtracts the
--- slice in the same step) and by clear (which also deletes the totals), so
--- every slice is subtracted at most once. Once the dead queue is drained,
+-- slice in the same step) and by clear (which also deletes the cumulatives),
+-- so every slice is subtracted at most once. Once the dead queue is drained,
 -- the cumulative is the sum of the current-epoch slices of live instances.
+--
+-- Liveness: a heartbeat is written when the stored one is at least T/10
+-- old, so the stored heartbeat lags the last call by less than T/10; an
+-- instance is declared dead when its stored heartbeat is more than T + T/10
+-- old, i.e. only after more than T of silence, and at most T/10 later.
 
-local instances, dead, meta, totals = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local epochs, slices, slice_epochs, contrib, flushes = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local instances, dead, meta, data = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local contrib, flushes = KEYS[5], KEYS[6]
 
 local me = ARGV[1]
 local threshold = tonumber(ARGV[2])
 local budget = tonumber(ARGV[3])
 local flush_seq = ARGV[4]
 local nops = tonumber(ARGV[5])
+local beat_every = math.floor(threshold / 10)
+local expiry = threshold + beat_every
 
 local I64_MAX = "9223372036854775807"
 local I64_MIN = "-9223372036854775808"
@@ -69,84 +88,136 @@ local function neg(s)
   return "-" .. s
 end
 
+-- a + b on canonical decimal strings, or nil when it leaves i64. Operands of
+-- at most 15 characters are below 10^15 in magnitude: their sum is exact in
+-- a double, so the digit-by-digit library is only needed for large values.
+local function add(a, b)
+  if #a < 16 and #b < 16 then
+    return string.format('%d', tonumber(a) + tonumber(b))
+  end
+  return distkit_checked_add(a, b)
+end
+
 -- a - b, or nil on overflow (b may be i64::MIN: its negation is handled by
 -- distkit_checked_add, which works on magnitudes)
 local function sub(a, b)
-  return distkit_checked_add(a, neg(b))
+  return add(a, neg(b))
 end
 
--- hash[field] += delta with HINCRBY: exact, and refuses to overflow
--- (nothing written). The reply (a Lua number) is never used as a count.
-local function incr(hash, field, delta)
-  return type(redis.pcall('HINCRBY', hash, field, delta)) == 'number'
-end
-
-local function total_of(key)
-  return distkit_or_zero(redis.call('HGET', totals, key))
+-- "<epoch>:<count>" -> epoch, count
+local function split(v)
+  local at = string.find(v, ':', 1, true)
+  return string.sub(v, 1, at - 1), string.sub(v, at + 1)
 end
 
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local seq = redis.call('HINCRBY', meta, 'seq', 1)
-local seq_s = string.format('%d', seq)
-local cleared_at = redis.call('HGET', meta, 'cleared_at') or "0"
 
-local function current_epoch(key)
-  return redis.call('HGET', epochs, key) or cleared_at
+local writes = flush_seq ~= "0"
+for i = 0, nops - 1 do
+  if ARGV[6 + i * 7] ~= 'get' then writes = true end
 end
 
--- 1. Heartbeat. An instance missing from `instances` is new or was declared
--- dead: its remaining entries stay (they are still counted) and any cleanup
--- of them stops; entries already removed are restored from its local memory.
+local m = redis.call('HMGET', meta, 'seq', 'cleared_at', 'check_at', 'h:' .. me)
+local seq
+if writes then
+  seq = redis.call('HINCRBY', meta, 'seq', 1)
+else
+  seq = tonumber(m[1]) or 0
+end
+local seq_s = string.format('%d', seq)
+local cleared_at = m[2] or "0"
+local check_at = tonumber(m[3]) or 0
+local my_beat = tonumber(m[4])
+local meta_updates = {}
+
+-- 1. Heartbeat. An instance missing from `instances` (no h:<id>) is new or
+-- was declared dead: its remaining entries stay (they are still counted)
+-- and any cleanup of them stops; entries already removed are restored from
+-- its local memory.
 local rejoined = 0
-if not redis.call('ZSCORE', instances, me) then
+if not my_beat then
   rejoined = 1
   redis.call('ZREM', dead, me)
 end
-redis.call('ZADD', instances, now, me)
-
--- 2. Expired instances move to the dead queue (at most 16 per call).
-local expired = redis.call('ZRANGEBYSCORE', instances, '-inf',
-  '(' .. string.format('%d', now - threshold), 'LIMIT', 0, 16)
-for _, id in ipairs(expired) do
-  redis.call('ZREM', instances, id)
-  redis.call('ZADD', dead, now, id)
+if not my_beat or now - my_beat >= beat_every then
+  redis.call('ZADD', instances, now, me)
+  meta_updates[#meta_updates + 1] = 'h:' .. me
+  meta_updates[#meta_updates + 1] = string.format('%d', now)
 end
 
--- 3. Bounded cleanup: remove at most `budget` entries of dead instances,
--- subtracting each current-epoch slice in the same step as its removal.
-local remaining = budget
-local rounds = 0
-while remaining > 0 and rounds < 64 do
-  rounds = rounds + 1
-  local victim = redis.call('ZRANGE', dead, 0, 0)[1]
-  if not victim then break end
-  local entries = redis.call('ZRANGEBYLEX', contrib, '[' .. victim .. ':',
-    '(' .. victim .. ';', 'LIMIT', 0, remaining)
-  for _, entry in ipairs(entries) do
-    local key = string.sub(entry, #victim + 2)
-    local slice = redis.call('HGET', slices, entry)
-    if slice and slice ~= "0" and redis.call('HGET', slice_epochs, entry) == current_epoch(key)
-        and not incr(totals, key, neg(slice)) then
-      local updated = sub(total_of(key), slice)
-      if not updated then
-        -- the other slices sum past i64: saturate (documented limit)
-        if string.sub(slice, 1, 1) == "-" then updated = I64_MAX else updated = I64_MIN end
+-- Removes `entries` (all of instance `victim`), subtracting each current
+-- non-zero slice from its cumulative in the same step.
+local function remove_entries(victim, entries)
+  local keys = {}
+  for n, entry in ipairs(entries) do keys[n] = string.sub(entry, #victim + 2) end
+  local stored = redis.call('HMGET', data, unpack(entries))
+  local records = redis.call('HMGET', data, unpack(keys))
+  local updated = {}
+  for n, value in ipairs(stored) do
+    local record = records[n]
+    if value and record then
+      local epoch, slice = split(value)
+      local key_epoch, total = split(record)
+      if slice ~= "0" and epoch == key_epoch then
+        local result = sub(total, slice)
+        if not result then
+          -- the other slices sum past i64: saturate (documented limit)
+          if string.sub(slice, 1, 1) == "-" then result = I64_MAX else result = I64_MIN end
+        end
+        -- one entry per key and instance: a key appears once in `entries`
+        updated[#updated + 1] = keys[n]
+        updated[#updated + 1] = key_epoch .. ':' .. result
       end
-      redis.call('HSET', totals, key, updated)
     end
-    redis.call('HDEL', slices, entry)
-    redis.call('HDEL', slice_epochs, entry)
-    redis.call('ZREM', contrib, entry)
   end
-  if #entries < remaining then
-    redis.call('ZREM', dead, victim)
-    redis.call('HDEL', flushes, victim)
-  end
-  remaining = remaining - #entries
+  if #updated > 0 then redis.call('HSET', data, unpack(updated)) end
+  redis.call('HDEL', data, unpack(entries))
+  redis.call('ZREM', contrib, unpack(entries))
 end
 
--- 4. Lax flush idempotency.
+-- 2. When due: expired instances move to the dead queue (at most 16 per
+-- call), then bounded cleanup removes at most `budget` entries of dead
+-- instances. `check_at` becomes "0" while the queue is not empty, else the
+-- time the oldest stored heartbeat expires.
+if now > check_at then
+  local expired = redis.call('ZRANGEBYSCORE', instances, '-inf',
+    '(' .. string.format('%d', now - expiry), 'LIMIT', 0, 16)
+  for _, id in ipairs(expired) do
+    redis.call('ZREM', instances, id)
+    redis.call('ZADD', dead, now, id)
+    redis.call('HDEL', meta, 'h:' .. id)
+  end
+  local remaining = budget
+  local rounds = 0
+  local queued = false
+  while remaining > 0 and rounds < 64 do
+    rounds = rounds + 1
+    local victim = redis.call('ZRANGE', dead, 0, 0)[1]
+    if not victim then break end
+    queued = true
+    local entries = redis.call('ZRANGEBYLEX', contrib, '[' .. victim .. ':',
+      '(' .. victim .. ';', 'LIMIT', 0, remaining)
+    if #entries > 0 then remove_entries(victim, entries) end
+    if #entries < remaining then
+      redis.call('ZREM', dead, victim)
+      redis.call('HDEL', flushes, victim)
+      queued = false
+    end
+    remaining = remaining - #entries
+  end
+  if queued or redis.call('ZCARD', dead) > 0 then
+    check_at = 0
+  else
+    local oldest = redis.call('ZRANGE', instances, 0, 0, 'WITHSCORES')[2]
+    check_at = (tonumber(oldest) or now) + expiry
+  end
+  meta_updates[#meta_updates + 1] = 'check_at'
+  meta_updates[#meta_updates + 1] = string.format('%d', check_at)
+end
+if #meta_updates > 0 then redis.call('HSET', meta, unpack(meta_updates)) end
+
+-- 3. Lax flush idempotency.
 local duplicate = 0
 if flush_seq ~= "0" then
   local last = redis.call('HGET', flushes, me)
@@ -157,48 +228,116 @@ if flush_seq ~= "0" then
   end
 end
 
--- Loads this instance's entry for `key`: its counted slice (0 for a stale
--- or missing entry). A missing entry whose local epoch is current is
--- restored here: dead-instance cleanup removed it while this instance still
--- holds it in its local memory.
+-- Operations read and write `data` through a cache: one HMGET (per 1 000
+-- fields) reads every key record and entry the batch names, and one HSET
+-- (per 1 000 fields) writes back what changed, at the end or before an op
+-- that works on `data` directly (clear, cleari). Later ops of a batch see
+-- the writes of earlier ones, as if each had run alone.
+local cache = {}       -- field -> value, or false when missing
+local dirty = {}       -- field -> true when written
+local dirty_list = {}  -- written fields, in order
+local new_entries = {} -- entries to add to `contrib`
+
+local CHUNK = 1000
+
+local function field(f)
+  local v = cache[f]
+  if v == nil then
+    v = redis.call('HGET', data, f)
+    cache[f] = v
+  end
+  return v
+end
+
+local function put(f, v)
+  if not dirty[f] then
+    dirty[f] = true
+    dirty_list[#dirty_list + 1] = f
+  end
+  cache[f] = v
+end
+
+local function write_back()
+  local args = {}
+  for _, f in ipairs(dirty_list) do
+    args[#args + 1] = f
+    args[#args + 1] = cache[f]
+    if #args >= 2 * CHUNK then
+      redis.call('HSET', data, unpack(args))
+      args = {}
+    end
+  end
+  if #args > 0 then redis.call('HSET', data, unpack(args)) end
+  args = {}
+  for _, entry in ipairs(new_entries) do
+    args[#args + 1] = 0
+    args[#args + 1] = entry
+    if #args >= 2 * CHUNK then
+      redis.call('ZADD', contrib, 'NX', unpack(args))
+      args = {}
+    end
+  end
+  if #args > 0 then redis.call('ZADD', contrib, 'NX', unpack(args)) end
+  dirty, dirty_list, new_entries = {}, {}, {}
+end
+
+local function prefetch()
+  local fields, seen = {}, {}
+  local function want(f)
+    if not seen[f] then
+      seen[f] = true
+      fields[#fields + 1] = f
+    end
+  end
+  for i = 0, nops - 1 do
+    local base = 6 + i * 7
+    local op = ARGV[base]
+    if op ~= 'clear' and op ~= 'cleari' then
+      want(ARGV[base + 1])
+      want(me .. ':' .. ARGV[base + 1])
+    end
+  end
+  for from = 1, #fields, CHUNK do
+    local last = math.min(from + CHUNK - 1, #fields)
+    local values = redis.call('HMGET', data, unpack(fields, from, last))
+    for n = from, last do cache[fields[n]] = values[n - from + 1] end
+  end
+end
+
+-- Loads the cumulative of `key` and this instance's entry: its counted
+-- slice ("0" for a stale or missing entry). A missing entry whose local
+-- epoch is current is restored here: dead-instance cleanup removed it while
+-- this instance still holds it in its local memory.
 local function load(key, local_slice, local_epoch)
   local entry = me .. ':' .. key
-  local epoch = current_epoch(key)
-  local stored = redis.call('HGET', slices, entry)
-  local state = { entry = entry, key = key, epoch = epoch, slice = "0", current = false }
+  local record, stored = field(key), field(entry)
+  local state = { entry = entry, key = key, epoch = cleared_at, total = "0",
+    slice = "0", exists = stored ~= false }
+  if record then state.epoch, state.total = split(record) end
   if stored then
-    if redis.call('HGET', slice_epochs, entry) == epoch then
-      state.slice, state.current = stored, true
+    local epoch, slice = split(stored)
+    if epoch == state.epoch then state.slice = slice end
+  elseif local_epoch == state.epoch and local_slice ~= "0" then
+    local total = add(state.total, local_slice)
+    if total then
+      put(key, state.epoch .. ':' .. total)
+      put(entry, state.epoch .. ':' .. local_slice)
+      new_entries[#new_entries + 1] = entry
+      state.total, state.slice, state.exists = total, local_slice, true
     end
-  elseif local_epoch == epoch and local_slice ~= "0" and incr(totals, key, local_slice) then
-    redis.call('HSET', slices, entry, local_slice)
-    redis.call('HSET', slice_epochs, entry, epoch)
-    redis.call('ZADD', contrib, 'NX', 0, entry)
-    state.slice, state.current = local_slice, true
   end
   return state
 end
 
--- Makes the entry current: a stale or missing entry becomes 0 in the
--- current epoch (its old slice was never counted).
-local function claim(state)
-  if not state.current then
-    redis.call('HSET', slices, state.entry, "0")
-    redis.call('HSET', slice_epochs, state.entry, state.epoch)
-    redis.call('ZADD', contrib, 'NX', 0, state.entry)
-    state.current = true
-  end
-end
-
+-- Writes the entry (in the state's epoch) and the cumulative.
 local function write(state, slice, total)
-  claim(state)
-  redis.call('HSET', slices, state.entry, slice)
-  redis.call('HSET', totals, state.key, total)
+  put(state.key, state.epoch .. ':' .. total)
+  put(state.entry, state.epoch .. ':' .. slice)
+  if not state.exists then
+    new_entries[#new_entries + 1] = state.entry
+    state.exists = true
+  end
   state.slice, state.total = slice, total
-end
-
-local function reply(status, state)
-  return { status, state.total or total_of(state.key), state.slice, state.epoch }
 end
 
 -- Sets to 0 one page of this instance's current-epoch slices, from `cursor`
@@ -207,21 +346,34 @@ local function clear_page(cursor)
   local lo = '[' .. me .. ':'
   if cursor ~= "" then lo = '(' .. cursor end
   local entries = redis.call('ZRANGEBYLEX', contrib, lo, '(' .. me .. ';', 'LIMIT', 0, budget)
-  for _, entry in ipairs(entries) do
-    local key = string.sub(entry, #me + 2)
-    local epoch = current_epoch(key)
-    local slice = redis.call('HGET', slices, entry)
-    if slice and redis.call('HGET', slice_epochs, entry) == epoch then
-      if slice ~= "0" and incr(totals, key, neg(slice)) then
-        redis.call('HSET', slices, entry, "0")
+  if #entries > 0 then
+    local keys = {}
+    for n, entry in ipairs(entries) do keys[n] = string.sub(entry, #me + 2) end
+    local stored = redis.call('HMGET', data, unpack(entries))
+    local records = redis.call('HMGET', data, unpack(keys))
+    local updated = {}
+    for n, value in ipairs(stored) do
+      if value then
+        local epoch, slice = split(value)
+        local key_epoch, total = cleared_at, "0"
+        if records[n] then key_epoch, total = split(records[n]) end
+        local others = slice ~= "0" and epoch == key_epoch and sub(total, slice)
+        if others then
+          updated[#updated + 1] = keys[n]
+          updated[#updated + 1] = key_epoch .. ':' .. others
+          updated[#updated + 1] = entries[n]
+          updated[#updated + 1] = epoch .. ':0'
+        end
       end
     end
+    if #updated > 0 then redis.call('HSET', data, unpack(updated)) end
   end
   local next_cursor = ""
   if #entries == budget then next_cursor = entries[#entries] end
   return { "ok", next_cursor }
 end
 
+prefetch()
 local results = {}
 for i = 0, nops - 1 do
   local base = 6 + i * 7
@@ -230,48 +382,42 @@ for i = 0, nops - 1 do
   local local_slice, local_epoch = ARGV[base + 5], ARGV[base + 6]
 
   if op == 'clear' then
-    redis.call('UNLINK', totals, epochs, slices, slice_epochs, contrib)
+    -- earlier writes of the batch are wiped with everything else
+    dirty, dirty_list, new_entries = {}, {}, {}
+    redis.call('UNLINK', data, contrib)
     redis.call('HSET', meta, 'cleared_at', seq_s)
     cleared_at = seq_s
+    cache = {}
     results[#results + 1] = { "ok", "0", "0", seq_s }
   elseif op == 'cleari' then
+    write_back()
     results[#results + 1] = clear_page(value)
+    cache = {}
   else
     local state = load(key, local_slice, local_epoch)
+    local reported = state
     local status = "ok"
     if duplicate == 1 or op == 'get' then
       -- read only (a retried flush that already landed is not applied again)
     elseif op == 'inc' then
-      if cmp ~= 'nil' and not distkit_matches(cmp, total_of(key), operand) then
+      if not distkit_matches(cmp, state.total, operand) then
         status = "nomatch"
-      elseif not incr(totals, key, value) then
-        status = "overflow"
       else
-        claim(state)
-        if incr(slices, state.entry, value) then
-          state.slice = redis.call('HGET', slices, state.entry)
-        else
-          -- undo the total exactly (value = i64::MIN has no i64 negation)
-          if value == I64_MIN then
-            incr(totals, key, I64_MAX)
-            incr(totals, key, "1")
-          else
-            incr(totals, key, neg(value))
-          end
-          status = "overflow"
-        end
+        local total = add(state.total, value)
+        local slice = add(state.slice, value)
+        if total and slice then write(state, slice, total) else status = "overflow" end
       end
     elseif op == 'seti' then
       if not distkit_matches(cmp, state.slice, operand) then
         status = "nomatch"
       else
-        local others = sub(total_of(key), state.slice)
-        local total = others and distkit_checked_add(others, value)
+        local others = sub(state.total, state.slice)
+        local total = others and add(others, value)
         if total then write(state, value, total) else status = "overflow" end
       end
     elseif op == 'deli' then
       local removed = state.slice
-      local others = sub(total_of(key), removed)
+      local others = sub(state.total, removed)
       if others then
         write(state, "0", others)
         state.slice = removed
@@ -279,24 +425,23 @@ for i = 0, nops - 1 do
         status = "overflow"
       end
     elseif op == 'set' then
-      if not distkit_matches(cmp, total_of(key), operand) then
+      if not distkit_matches(cmp, state.total, operand) then
         status = "nomatch"
       else
-        redis.call('HSET', epochs, key, seq_s)
-        state.epoch, state.current = seq_s, false
+        state.epoch = seq_s
         write(state, value, value)
       end
     elseif op == 'del' then
-      state.total = total_of(key)
-      redis.call('HSET', epochs, key, seq_s)
-      redis.call('HDEL', totals, key)
-      state.epoch, state.current, state.slice = seq_s, false, "0"
-      claim(state)
+      local old = state.total
+      state.epoch = seq_s
+      write(state, "0", "0")
+      state.total = old
     else
       return redis.error_reply('distkit:unknown icounter op ' .. tostring(op))
     end
-    results[#results + 1] = reply(status, state)
+    results[#results + 1] = { status, reported.total, reported.slice, reported.epoch }
   end
 end
+write_back()
 
 return { rejoined, seq, duplicate, results }

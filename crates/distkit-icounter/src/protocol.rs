@@ -19,25 +19,15 @@ pub(crate) static APPLY: LazyLock<LuaScript> = LazyLock::new(|| {
     )
 });
 
-/// The nine fixed keys of one prefix (one hash tag).
+/// The six fixed keys of one prefix (one hash tag).
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
-    pub(crate) all: [String; 9],
+    pub(crate) all: [String; 6],
 }
 
 impl Keys {
     pub(crate) fn new(layout: &KeyLayout) -> Self {
-        let names = [
-            "instances",
-            "dead",
-            "meta",
-            "totals",
-            "epochs",
-            "slices",
-            "slice_epochs",
-            "contrib",
-            "flushes",
-        ];
+        let names = ["instances", "dead", "meta", "data", "contrib", "flushes"];
         Self {
             all: names.map(|name| layout.key(&[name])),
         }
@@ -48,7 +38,7 @@ impl Keys {
     }
 
     pub(crate) fn flushes(&self) -> &str {
-        &self.all[8]
+        &self.all[5]
     }
 }
 

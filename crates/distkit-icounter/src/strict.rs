@@ -1,7 +1,7 @@
 //! [`StrictInstanceAwareCounter`]: every call is one atomic script run.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,11 +10,16 @@ use distkit_core::redis::Value;
 use distkit_core::{
     CounterComparator, DistkitError, DistkitRedisKey, KeyLayout, RedisConnection, spawn_weak_loop,
 };
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::instance::{InstanceInfo, generate_instance_id};
 use crate::protocol::{APPLY, CLEANUP_BUDGET, Keys, Op, OpKind, OpStatus, Reply, parse_reply};
 use crate::{InstanceAwareCounterTrait, StrictInstanceAwareCounterOptions};
+
+/// Single operations of one instance sent at once while others are in
+/// flight; beyond that they queue and leave together in one script run.
+const INLINE_CALLS: usize = 4;
 
 /// Keys re-synchronised per call when an instance comes back.
 const RECOVERY_CHUNK: usize = 256;
@@ -25,7 +30,9 @@ struct LocalSlice {
     slice: i64,
     epoch: u64,
     /// Sequence of the call that reported it: replies processed out of order
-    /// never overwrite a newer value.
+    /// never overwrite a newer value. An equal sequence does overwrite: a
+    /// later op of the same batch, or a read-only call, which reports the
+    /// sequence of the last write and so saw the same slice.
     seq: u64,
 }
 
@@ -33,10 +40,17 @@ struct LocalSlice {
 /// before it returns.
 ///
 /// Each call is one run of `scripts/icounter/apply.lua`, which also stamps
-/// this instance's heartbeat, moves instances silent for longer than the
-/// threshold to a cleanup queue and removes a bounded number of their
-/// entries (subtracting each slice exactly once). A background heartbeat
-/// every threshold/3 keeps an idle instance alive while the counter lives.
+/// this instance's heartbeat (stored at most every threshold/10), moves
+/// instances silent for longer than the threshold to a cleanup queue (the
+/// scan runs only once the oldest stored heartbeat can have expired) and
+/// removes a bounded number of their entries (subtracting each slice
+/// exactly once). A background heartbeat every threshold/3 keeps an idle
+/// instance alive while the counter lives.
+///
+/// Concurrent single-key calls of one instance beyond four in flight queue
+/// and leave together in the next script run: each is still applied
+/// atomically between its call and its return, with its own result, and the
+/// per-call housekeeping is paid once per run.
 ///
 /// The counter remembers its own slices in memory. If it was declared dead
 /// (cut off for longer than the threshold) and comes back, it restores every
@@ -68,6 +82,47 @@ pub struct StrictInstanceAwareCounter {
     needs_recovery: AtomicBool,
     recovery: tokio::sync::Mutex<()>,
     heartbeat_task: Mutex<Option<JoinHandle<()>>>,
+    /// This counter, for the task that runs combined calls.
+    this: Weak<Self>,
+    combiner: Mutex<Combiner>,
+}
+
+/// Single-key operations that arrived while another call of this instance
+/// was in flight; they leave together in the next script run.
+#[derive(Default)]
+struct Combiner {
+    /// Calls of single operations in flight (inline ones and the drain's).
+    in_flight: usize,
+    /// A drain task is running.
+    draining: bool,
+    waiting: Vec<Waiting>,
+}
+
+enum Route {
+    /// Waits for a combined call.
+    Queued(oneshot::Receiver<Result<(i64, i64), DistkitError>>),
+    /// Sent at once; operations arriving meanwhile queue.
+    Inline(Op),
+    /// Sent at once, outside the combiner.
+    Alone(Op),
+}
+
+struct Waiting {
+    op: Op,
+    reply: oneshot::Sender<Result<(i64, i64), DistkitError>>,
+}
+
+/// Marks an inline call of a single operation. When it ends (or its caller
+/// drops it), operations that queued meanwhile are sent by a drain task, so
+/// they never depend on another caller's future.
+struct Inline<'a> {
+    counter: &'a StrictInstanceAwareCounter,
+}
+
+impl Drop for Inline<'_> {
+    fn drop(&mut self) {
+        self.counter.hand_over();
+    }
 }
 
 impl std::fmt::Debug for StrictInstanceAwareCounter {
@@ -112,7 +167,7 @@ impl StrictInstanceAwareCounter {
     pub fn new(options: StrictInstanceAwareCounterOptions) -> Arc<Self> {
         let layout = KeyLayout::new("icounter", &options.prefix);
         let threshold = options.dead_instance_threshold_ms.max(1);
-        let counter = Arc::new(Self {
+        let counter = Arc::new_cyclic(|this| Self {
             connection: options.connection_manager,
             keys: Keys::new(&layout),
             prefix: options.prefix,
@@ -125,6 +180,8 @@ impl StrictInstanceAwareCounter {
             needs_recovery: AtomicBool::new(false),
             recovery: tokio::sync::Mutex::new(()),
             heartbeat_task: Mutex::new(None),
+            this: this.clone(),
+            combiner: Mutex::new(Combiner::default()),
         });
         let period = Duration::from_millis((threshold / 3).max(1));
         let task = spawn_weak_loop(&counter, period, |counter| async move {
@@ -208,7 +265,7 @@ impl StrictInstanceAwareCounter {
 
     fn remember(&self, key: &str, slice: i64, epoch: u64, seq: u64) {
         if let Some(mut entry) = self.memory.get_mut(key) {
-            if seq > entry.seq {
+            if seq >= entry.seq {
                 *entry = LocalSlice { slice, epoch, seq };
             }
             return;
@@ -217,7 +274,7 @@ impl StrictInstanceAwareCounter {
             self.memory
                 .entry(key.to_owned())
                 .and_modify(|entry| {
-                    if seq > entry.seq {
+                    if seq >= entry.seq {
                         *entry = LocalSlice { slice, epoch, seq };
                     }
                 })
@@ -345,6 +402,11 @@ impl StrictInstanceAwareCounter {
         self.keys.flushes()
     }
 
+    /// One single-key operation. While fewer than `INLINE_CALLS` single
+    /// operations of this instance are in flight it is sent at once;
+    /// otherwise it queues and leaves with every other operation that
+    /// queued meanwhile, in one script run (each still applied atomically,
+    /// between its call and its return, with its own result).
     async fn single(
         &self,
         kind: OpKind,
@@ -352,16 +414,126 @@ impl StrictInstanceAwareCounter {
         value: i64,
         comparator: CounterComparator,
     ) -> Result<(i64, i64), DistkitError> {
-        let results = self
-            .batch(
-                vec![Op::new(kind, key.as_str(), value, comparator)],
-                kind.name(),
-            )
-            .await?;
+        let op = Op::new(kind, key.as_str(), value, comparator);
+        let path = self.route(op);
+        match path {
+            Route::Queued(receiver) => receiver.await.unwrap_or_else(|_| {
+                Err(DistkitError::unexpected_reply(
+                    kind.name(),
+                    "the combined call was abandoned",
+                ))
+            }),
+            Route::Inline(op) => {
+                let _inline = Inline { counter: self };
+                self.alone(op).await
+            }
+            Route::Alone(op) => self.alone(op).await,
+        }
+    }
+
+    fn route(&self, op: Op) -> Route {
+        // without a runtime nothing could drain a queue: no combining
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Route::Alone(op);
+        }
+        let Ok(mut combiner) = self.combiner.lock() else {
+            return Route::Alone(op);
+        };
+        if combiner.in_flight < INLINE_CALLS {
+            combiner.in_flight += 1;
+            Route::Inline(op)
+        } else {
+            let (reply, receiver) = oneshot::channel();
+            combiner.waiting.push(Waiting { op, reply });
+            Route::Queued(receiver)
+        }
+    }
+
+    async fn alone(&self, op: Op) -> Result<(i64, i64), DistkitError> {
+        let name = op.kind.name();
+        let results = self.apply_batch(std::slice::from_ref(&op), 0, name).await?;
         results
             .into_iter()
             .next()
-            .ok_or_else(|| DistkitError::unexpected_reply(kind.name(), "no result"))
+            .ok_or_else(|| DistkitError::unexpected_reply(name, "no result"))
+    }
+
+    /// Ends an inline call; if operations queued and no drain task runs,
+    /// starts one.
+    fn hand_over(&self) {
+        let Ok(mut combiner) = self.combiner.lock() else {
+            return;
+        };
+        combiner.in_flight = combiner.in_flight.saturating_sub(1);
+        if combiner.waiting.is_empty() || combiner.draining {
+            return;
+        }
+        match (self.this.upgrade(), tokio::runtime::Handle::try_current()) {
+            (Some(counter), Ok(runtime)) => {
+                combiner.draining = true;
+                combiner.in_flight += 1;
+                runtime.spawn(counter.drain());
+            }
+            _ => {
+                // the counter is being dropped: nothing can send them
+                for waiting in combiner.waiting.drain(..) {
+                    let _ = waiting.reply.send(Err(DistkitError::unexpected_reply(
+                        waiting.op.kind.name(),
+                        "the counter was dropped",
+                    )));
+                }
+            }
+        }
+    }
+
+    /// Sends the queued operations, a script run per batch, until none are
+    /// left; then frees the combiner.
+    async fn drain(self: Arc<Self>) {
+        loop {
+            let batch = match self.combiner.lock() {
+                Ok(mut combiner) => {
+                    if combiner.waiting.is_empty() {
+                        combiner.draining = false;
+                        combiner.in_flight = combiner.in_flight.saturating_sub(1);
+                        return;
+                    }
+                    std::mem::take(&mut combiner.waiting)
+                }
+                Err(_) => return,
+            };
+            let (ops, replies): (Vec<Op>, Vec<_>) =
+                batch.into_iter().map(|w| (w.op, w.reply)).unzip();
+            let name = match ops.as_slice() {
+                [op] => op.kind.name(),
+                _ => "icounter.combined",
+            };
+            match self.execute(&ops, 0, name).await {
+                Ok(reply) => {
+                    let mut results = reply.results.into_iter();
+                    for (op, sender) in ops.iter().zip(replies) {
+                        let result = match results.next() {
+                            Some(r) if r.status == OpStatus::Overflow => {
+                                Err(DistkitError::CounterOverflow {
+                                    operation: op.kind.name(),
+                                    key: op.key.clone(),
+                                    operand: op.value,
+                                })
+                            }
+                            Some(r) => Ok((r.cumulative, r.slice)),
+                            None => {
+                                Err(DistkitError::unexpected_reply(op.kind.name(), "no result"))
+                            }
+                        };
+                        let _ = sender.send(result);
+                    }
+                }
+                Err(error) => {
+                    for (op, sender) in ops.iter().zip(replies) {
+                        let _ = sender.send(Err(copy_error(&error, op.kind.name())));
+                    }
+                }
+            }
+        }
     }
 
     async fn batch(
@@ -392,6 +564,28 @@ impl StrictInstanceAwareCounter {
             out.push((result.cumulative, result.slice));
         }
         Ok(out)
+    }
+}
+
+/// The failure of a combined call, for each of its operations.
+fn copy_error(error: &DistkitError, name: &'static str) -> DistkitError {
+    match error {
+        DistkitError::Redis { source, .. } => {
+            let detail = format!("combined call failed: {source}");
+            let copy = if source.is_timeout() {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, detail).into()
+            } else if error.is_connection_error() {
+                std::io::Error::new(std::io::ErrorKind::ConnectionReset, detail).into()
+            } else {
+                distkit_core::redis::RedisError::from((
+                    source.kind(),
+                    "combined call failed",
+                    source.to_string(),
+                ))
+            };
+            DistkitError::redis(name, copy)
+        }
+        other => DistkitError::unexpected_reply(name, other.to_string()),
     }
 }
 

@@ -37,17 +37,7 @@ async fn flush_call(conn: &mut RedisConnection, p: &DistkitRedisKey, seq: u64) -
     let base = format!("distkit:icounter:{{{}}}", p.as_str());
     let script = vendored_script();
     let mut invocation = script.prepare_invoke();
-    for part in [
-        "instances",
-        "dead",
-        "meta",
-        "totals",
-        "epochs",
-        "slices",
-        "slice_epochs",
-        "contrib",
-        "flushes",
-    ] {
+    for part in ["instances", "dead", "meta", "data", "contrib", "flushes"] {
         invocation.key(format!("{base}:{part}"));
     }
     invocation

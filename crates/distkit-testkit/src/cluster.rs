@@ -138,6 +138,40 @@ impl RedisCluster {
             .unwrap_or_else(|e| panic!("distkit-testkit: cannot connect to the cluster: {e}"))
     }
 
+    /// The node that serves `key`'s slot (`None` for an external
+    /// `REDIS_CLUSTER_URLS` cluster), to freeze or kill one shard.
+    ///
+    /// ```no_run
+    /// let cluster = distkit_testkit::RedisCluster::start();
+    /// let node = cluster.owner_of("{app}values").unwrap();
+    /// node.freeze();
+    /// node.thaw();
+    /// ```
+    pub fn owner_of(&self, key: &str) -> Option<&RedisServer> {
+        let slot = i64::from(self.key_slot(key));
+        let mut conn = self.nodes.first()?.blocking_connection();
+        let ranges: Vec<redis::Value> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query(&mut conn)
+            .unwrap_or_else(|e| panic!("distkit-testkit: CLUSTER SLOTS failed: {e}"));
+        let port = ranges.iter().find_map(|range| match range {
+            redis::Value::Array(fields) => match fields.as_slice() {
+                [
+                    redis::Value::Int(start),
+                    redis::Value::Int(end),
+                    redis::Value::Array(master),
+                    ..,
+                ] if (*start..=*end).contains(&slot) => match master.get(1) {
+                    Some(redis::Value::Int(port)) => Some(*port),
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        })?;
+        self.nodes.iter().find(|n| i64::from(n.port()) == port)
+    }
+
     /// The hash slot of `key`, as the cluster computes it.
     pub fn key_slot(&self, key: &str) -> u16 {
         let url = self
