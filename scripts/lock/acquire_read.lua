@@ -24,30 +24,34 @@ local now_us = t[1] .. string.format('%06d', tonumber(t[2]))
 local token = ARGV[1]
 local ttl_ms = tonumber(ARGV[2])
 
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {0, 'writer'}
-end
-if redis.call('EXISTS', KEYS[3]) == 1 then
+-- One call when neither a writer nor a pending writer exists.
+if redis.call('EXISTS', KEYS[1], KEYS[3]) > 0 then
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    return {0, 'writer'}
+  end
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
   if redis.call('ZCARD', KEYS[3]) > 0 then
     return {0, 'pending'}
   end
 end
 
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
+-- An absent readers key (PTTL -2) has nothing to prune. Pruning every
+-- entry deletes the key, so its ttl is read again then.
+local pttl = redis.call('PTTL', KEYS[2])
+if pttl ~= -2 and redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms) > 0 then
+  pttl = redis.call('PTTL', KEYS[2])
+end
 redis.call('ZADD', KEYS[2], now_ms + ttl_ms, token)
-if redis.call('PTTL', KEYS[2]) < ttl_ms then
+if pttl < ttl_ms then
   redis.call('PEXPIRE', KEYS[2], ttl_ms)
 end
 
 -- Fencing token: as in acquire_write.lua.
-local last = redis.call('GET', KEYS[4])
+local last = redis.call('SET', KEYS[4], now_us, 'PX', ARGV[3], 'GET')
 local fence = now_us
 if last and (#last > #now_us or (#last == #now_us and last >= now_us)) then
+  redis.call('SET', KEYS[4], last, 'PX', ARGV[3])
   redis.call('INCR', KEYS[4])
   fence = redis.call('GET', KEYS[4])
-  redis.call('PEXPIRE', KEYS[4], ARGV[3])
-else
-  redis.call('SET', KEYS[4], fence, 'PX', ARGV[3])
 end
 return {1, fence}

@@ -21,50 +21,60 @@
 -- for this lock (see acquire_fence below).
 
 local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local now_us = t[1] .. string.format('%06d', tonumber(t[2]))
 local token = ARGV[1]
 local pending_ttl_ms = tonumber(ARGV[3])
 
+local function now_ms()
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
 local function mark_pending()
   if pending_ttl_ms > 0 then
-    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
-    redis.call('ZADD', KEYS[3], now_ms + pending_ttl_ms, token)
+    local now = now_ms()
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+    redis.call('ZADD', KEYS[3], now + pending_ttl_ms, token)
     if redis.call('PTTL', KEYS[3]) < pending_ttl_ms then
       redis.call('PEXPIRE', KEYS[3], pending_ttl_ms)
     end
   end
 end
 
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  mark_pending()
-  return {0, 'writer'}
-end
--- The sets are usually absent for a mutex: touch them only when present.
-if redis.call('EXISTS', KEYS[2], KEYS[3]) > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
+if redis.call('EXISTS', KEYS[2], KEYS[3]) == 0 then
+  -- No reader and no pending writer (always so for a Mutex): one SET NX
+  -- both checks for a holder and takes the lease.
+  if not redis.call('SET', KEYS[1], token, 'NX', 'PX', ARGV[2]) then
+    mark_pending()
+    return {0, 'writer'}
+  end
+else
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    mark_pending()
+    return {0, 'writer'}
+  end
+  local now = now_ms()
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
   if redis.call('ZCARD', KEYS[2]) > 0 then
     mark_pending()
     return {0, 'readers'}
   end
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
   redis.call('ZREM', KEYS[3], token)
+  redis.call('SET', KEYS[1], token, 'PX', ARGV[2])
 end
 
-redis.call('SET', KEYS[1], token, 'PX', ARGV[2])
-
 -- Fencing token: max(last + 1, server time in microseconds), exact and
--- without Lua numbers: the comparison is on canonical positive decimal
--- strings (longer is larger; equal lengths compare lexicographically) and
--- the + 1, needed only when the last token is not below the clock, is an
--- INCR done by Redis.
-local last = redis.call('GET', KEYS[4])
+-- without Lua numbers. The clock value is written first (SET ... GET, one
+-- call, also returns the last token); only when the last token is not
+-- below the clock (same microsecond, or a clock behind the fence) is the
+-- last token put back and incremented by Redis (INCR). The comparison is on
+-- canonical positive decimal strings: longer is larger, equal lengths
+-- compare lexicographically.
+local last = redis.call('SET', KEYS[4], now_us, 'PX', ARGV[4], 'GET')
 local fence = now_us
 if last and (#last > #now_us or (#last == #now_us and last >= now_us)) then
+  redis.call('SET', KEYS[4], last, 'PX', ARGV[4])
   redis.call('INCR', KEYS[4])
   fence = redis.call('GET', KEYS[4])
-  redis.call('PEXPIRE', KEYS[4], ARGV[4])
-else
-  redis.call('SET', KEYS[4], fence, 'PX', ARGV[4])
 end
 return {1, fence}
