@@ -10,6 +10,7 @@ use distkit_core::{KeyLayout, LuaScript, RedisConnection};
 
 use crate::LockOptions;
 use crate::notify::Notifier;
+use crate::renewal::Renewals;
 
 /// How long the fence key outlives the last acquisition. Monotonicity does
 /// not depend on it (tokens are at least the server time in microseconds);
@@ -88,6 +89,8 @@ pub(crate) struct LockCore {
     /// `PUBLISH` on a single node, `SPUBLISH` (shard channel) on a cluster.
     pub(crate) publish: &'static str,
     pub(crate) notifier: Notifier,
+    /// Leases not yet old enough for a renewal task, and their scheduler.
+    pub(crate) renewals: Renewals,
 }
 
 impl LockCore {
@@ -104,6 +107,7 @@ impl LockCore {
             keys,
             publish,
             notifier,
+            renewals: Renewals::default(),
         }
     }
 

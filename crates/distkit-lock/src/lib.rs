@@ -77,6 +77,7 @@ mod lease;
 mod mutex;
 mod notify;
 mod options;
+mod renewal;
 mod rwlock;
 
 pub use distkit_core::{DistkitError, DistkitRedisKey, RedisConnection};

@@ -429,6 +429,34 @@ async fn leases_are_renewed_while_the_guard_lives(mode: Mode) {
     assert_eq!(guard.release().await.unwrap(), LockGuardState::Released);
 }
 
+both!(renewal_starts_for_leases_taken_while_the_scheduler_sleeps_or_after_it_ended);
+async fn renewal_starts_for_leases_taken_while_the_scheduler_sleeps_or_after_it_ended(mode: Mode) {
+    // Renewal tasks are spawned by one scheduler per lock object when a
+    // lease's first renewal falls due; the scheduler ends after a few idle
+    // periods (ttl/3 each) and is started again by the next acquisition.
+    let ttl = Duration::from_millis(90);
+    let lock = RwLock::new(
+        options(&new_key("scheduler"), connect(mode).await)
+            .ttl(ttl)
+            .build()
+            .unwrap(),
+    );
+    for _ in 0..20 {
+        let guard = lock.read().await.unwrap();
+        assert_eq!(guard.release().await.unwrap(), LockGuardState::Released);
+    }
+    // Long enough for the scheduler to end.
+    tokio::time::sleep(ttl * 3).await;
+    let first = lock.read().await.unwrap();
+    tokio::time::sleep(ttl / 6).await;
+    let second = lock.read().await.unwrap(); // while the scheduler sleeps
+    tokio::time::sleep(ttl * 4).await;
+    assert_eq!(first.state(), LockGuardState::Acquired);
+    assert_eq!(second.state(), LockGuardState::Acquired);
+    assert_eq!(first.release().await.unwrap(), LockGuardState::Released);
+    assert_eq!(second.release().await.unwrap(), LockGuardState::Released);
+}
+
 both!(fencing_tokens_increase_across_expiry_and_deleted_keys);
 async fn fencing_tokens_increase_across_expiry_and_deleted_keys(mode: Mode) {
     let key = new_key("fencing");
