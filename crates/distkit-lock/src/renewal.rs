@@ -7,12 +7,15 @@
 //! worker per acquire+release: on a busy two-core machine about a tenth of
 //! an uncontended acquire+release. Instead, each lock object keeps its young
 //! leases in a registry, and one scheduler task spawns a lease's renewal task
-//! when its first renewal is due. Registering and unregistering a lease is a
-//! short critical section on a local mutex, with no wake-up.
+//! half a period (ttl/6) after the acquisition. The renewal task then waits
+//! for the first renewal on its own timer, so renewals run exactly when they
+//! did with a task per lease, and a late scheduler (busy runtime) has half a
+//! period of slack. Registering and unregistering a lease is a short
+//! critical section on a local mutex, with no wake-up.
 //!
-//! The scheduler never needs waking either: it sleeps until the earliest due
-//! renewal, and at most one renewal period. A lease registered while it
-//! sleeps was sent after it fell asleep, so its renewal is due at least one
+//! The scheduler never needs waking either: it sleeps until the earliest
+//! promotion, and at most half a period. A lease registered while it sleeps
+//! was sent after it fell asleep, so its promotion is due at least half a
 //! period later, after the scheduler wakes. After three wake-ups without
 //! young leases the scheduler ends; the next registration starts another.
 
@@ -93,19 +96,20 @@ impl Renewals {
     }
 }
 
-/// The scheduler of one lock object: spawns renewal tasks as they fall due.
+/// The scheduler of one lock object: spawns each young lease's renewal task
+/// half a renewal period after its acquisition.
 async fn schedule(core: Weak<LockCore>) {
     let mut idle = 0;
     loop {
         let wake_at = {
             let Some(core) = core.upgrade() else { return };
-            let period = renewal_period(core.options.ttl);
+            let lead = renewal_period(core.options.ttl) / 2;
             let now = Instant::now();
             let mut state = core.renewals.state();
             let due: Vec<u64> = state
                 .young
                 .iter()
-                .filter(|(_, young)| young.sent + period <= now)
+                .filter(|(_, young)| young.sent + lead <= now)
                 .map(|(id, _)| *id)
                 .collect();
             for id in due {
@@ -122,8 +126,8 @@ async fn schedule(core: Weak<LockCore>) {
             } else {
                 idle = 0;
             }
-            let earliest = state.young.values().map(|young| young.sent + period).min();
-            earliest.map_or(now + period, |due| due.min(now + period))
+            let earliest = state.young.values().map(|young| young.sent + lead).min();
+            earliest.map_or(now + lead, |due| due.min(now + lead))
         };
         tokio::time::sleep_until(wake_at).await;
     }

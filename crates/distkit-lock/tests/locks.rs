@@ -433,8 +433,8 @@ both!(renewal_starts_for_leases_taken_while_the_scheduler_sleeps_or_after_it_end
 async fn renewal_starts_for_leases_taken_while_the_scheduler_sleeps_or_after_it_ended(mode: Mode) {
     // Renewal tasks are spawned by one scheduler per lock object when a
     // lease's first renewal falls due; the scheduler ends after a few idle
-    // periods (ttl/3 each) and is started again by the next acquisition.
-    let ttl = Duration::from_millis(90);
+    // periods and is started again by the next acquisition.
+    let ttl = Duration::from_millis(300);
     let lock = RwLock::new(
         options(&new_key("scheduler"), connect(mode).await)
             .ttl(ttl)
