@@ -51,8 +51,9 @@ struct Uncontended {
     trivial: Arc<redis::Script>,
     acquire: redis::Script,
     release: redis::Script,
-    /// owner, readers, pending, fence, channel of the raw-scripts lock.
-    names: [String; 5],
+    /// owner, readers, pending, fence, waiting, channel of the raw-scripts
+    /// lock.
+    names: [String; 6],
     tokens: AtomicU64,
     mutex: Arc<Mutex>,
     rwlock: Arc<RwLock>,
@@ -85,10 +86,12 @@ impl Uncontended {
             .key(&names[1])
             .key(&names[2])
             .key(&names[3])
+            .key(&names[4])
             .arg(&token)
             .arg(30_000)
             .arg(0)
             .arg(86_400_000)
+            .arg(0)
             .invoke_async(&mut conn)
             .await
             .expect("acquire script");
@@ -96,9 +99,10 @@ impl Uncontended {
         let released: i64 = self
             .release
             .key(&names[0])
+            .key(&names[4])
             .arg(&token)
             .arg("PUBLISH")
-            .arg(&names[4])
+            .arg(&names[5])
             .invoke_async(&mut conn)
             .await
             .expect("release script");
@@ -142,8 +146,10 @@ fn lock(c: &mut Criterion) {
         trivial: trivial_script(),
         acquire: lock_script("acquire_write"),
         release: lock_script("release_write"),
-        names: ["owner", "readers", "pending", "fence", "released"]
-            .map(|part| format!("{base}:{part}")),
+        names: [
+            "owner", "readers", "pending", "fence", "waiting", "released",
+        ]
+        .map(|part| format!("{base}:{part}")),
         tokens: AtomicU64::new(0),
         mutex: Mutex::new(LockOptions::new(key("bench_mutex"), conn.clone())),
         rwlock: RwLock::new(LockOptions::new(key("bench_rw"), conn.clone())),

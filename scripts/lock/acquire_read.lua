@@ -4,13 +4,17 @@
 -- KEYS[2] readers  zset: reader owner token -> lease expiry (server ms)
 -- KEYS[3] pending  zset: waiting writer token -> mark expiry (server ms)
 -- KEYS[4] fence    string: the last fencing token handed out (decimal)
+-- KEYS[5] waiting  string: until when (server ms) some waiter waits
 -- ARGV[1] owner token of this acquisition (unique per acquisition)
 -- ARGV[2] lease ttl in ms (positive integer)
 -- ARGV[3] fence key ttl in ms
+-- ARGV[4] waiting-mark ttl in ms; "0" leaves no mark when busy
 --
 -- Returns {1, fencing_token} when acquired, {0, "writer"} when a writer holds
 -- the lease, {0, "pending"} when a writer waits (writer preference: new
 -- readers wait behind it until it acquires, gives up, or its mark expires).
+-- When busy and ARGV[4] > 0 the lock is marked as waited on, as in
+-- acquire_write.lua.
 --
 -- Complexity: O(log n + e) with n readers/pending writers and e expired
 -- entries pruned.
@@ -24,13 +28,28 @@ local now_us = t[1] .. string.format('%06d', tonumber(t[2]))
 local token = ARGV[1]
 local ttl_ms = tonumber(ARGV[2])
 
+-- Marks the lock as waited on until now + ARGV[4] ms (never shortening a
+-- longer mark of another waiter), so that release_write publishes.
+local function mark_waiting()
+  local wait_ttl_ms = tonumber(ARGV[4])
+  if wait_ttl_ms > 0 then
+    local until_ms = string.format('%.0f', now_ms + wait_ttl_ms)
+    local current = tonumber(redis.call('GET', KEYS[5]) or '0')
+    if not current or current < tonumber(until_ms) then
+      redis.call('SET', KEYS[5], until_ms, 'PXAT', until_ms)
+    end
+  end
+end
+
 -- One call when neither a writer nor a pending writer exists.
 if redis.call('EXISTS', KEYS[1], KEYS[3]) > 0 then
   if redis.call('EXISTS', KEYS[1]) == 1 then
+    mark_waiting()
     return {0, 'writer'}
   end
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
   if redis.call('ZCARD', KEYS[3]) > 0 then
+    mark_waiting()
     return {0, 'pending'}
   end
 end

@@ -4,15 +4,18 @@
 -- KEYS[2] readers  zset: reader owner token -> lease expiry (server ms)
 -- KEYS[3] pending  zset: waiting writer token -> mark expiry (server ms)
 -- KEYS[4] fence    string: the last fencing token handed out (decimal)
+-- KEYS[5] waiting  string: until when (server ms) some waiter waits
 -- ARGV[1] owner token of this acquisition (unique per acquisition)
 -- ARGV[2] lease ttl in ms (positive integer)
 -- ARGV[3] pending-writer mark ttl in ms; "0" leaves no mark when busy
 -- ARGV[4] fence key ttl in ms
+-- ARGV[5] waiting-mark ttl in ms; "0" leaves no mark when busy
 --
 -- Returns {1, fencing_token} when acquired (fencing_token a decimal string),
 -- {0, "writer"} when another writer holds the lease, {0, "readers"} when live
 -- readers hold it. When busy and ARGV[3] > 0 the caller is (re)marked as a
--- pending writer, which makes new readers wait (writer preference).
+-- pending writer, which makes new readers wait (writer preference). When
+-- busy and ARGV[5] > 0 the lock is marked as waited on (see mark_waiting).
 --
 -- Complexity: O(log n + e) with n readers/pending writers and e expired
 -- entries pruned.
@@ -29,7 +32,21 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Marks the lock as waited on until now + ARGV[5] ms (never shortening a
+-- longer mark of another waiter), so that release_write publishes.
+local function mark_waiting()
+  local wait_ttl_ms = tonumber(ARGV[5])
+  if wait_ttl_ms > 0 then
+    local until_ms = string.format('%.0f', now_ms() + wait_ttl_ms)
+    local current = tonumber(redis.call('GET', KEYS[5]) or '0')
+    if not current or current < tonumber(until_ms) then
+      redis.call('SET', KEYS[5], until_ms, 'PXAT', until_ms)
+    end
+  end
+end
+
 local function mark_pending()
+  mark_waiting()
   if pending_ttl_ms > 0 then
     local now = now_ms()
     redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)

@@ -64,6 +64,8 @@ pub(crate) struct Keys {
     pub(crate) readers: String,
     pub(crate) pending: String,
     pub(crate) fence: String,
+    /// Until when (server ms) some waiter waits: releases publish only then.
+    pub(crate) waiting: String,
     pub(crate) channel: String,
 }
 
@@ -76,6 +78,7 @@ impl Keys {
             readers: layout.key(&["readers"]),
             pending: layout.key(&["pending"]),
             fence: layout.key(&["fence"]),
+            waiting: layout.key(&["waiting"]),
             channel: layout.key(&["released"]),
         }
     }

@@ -131,13 +131,12 @@ impl LeaseShared {
 
     async fn release_once(&self) -> Result<bool, LockError> {
         let mut connection = self.core.connection();
-        let (script, key) = match self.kind {
-            LeaseKind::Write => (&*RELEASE_WRITE, &self.core.keys.owner),
-            LeaseKind::Read => (&*RELEASE_READ, &self.core.keys.readers),
+        let keys = &self.core.keys;
+        let call = match self.kind {
+            LeaseKind::Write => RELEASE_WRITE.call().key(&keys.owner).key(&keys.waiting),
+            LeaseKind::Read => RELEASE_READ.call().key(&keys.readers),
         };
-        let released: i64 = script
-            .call()
-            .key(key)
+        let released: i64 = call
             .arg(&self.token)
             .arg(self.core.publish)
             .arg(&self.core.keys.channel)

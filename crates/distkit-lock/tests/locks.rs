@@ -640,6 +640,55 @@ async fn hand_off_is_driven_by_release_notifications(mode: Mode) {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_publish_only_when_someone_waits() {
+    use futures_util::StreamExt;
+    let key = new_key("publish_when_waited");
+    let channel = format!("distkit:lock:{{{}}}:released", key.as_str());
+    let client = redis::Client::open(shared_server().url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(&channel).await.unwrap();
+    let mut messages = pubsub.into_on_message();
+    let quiet = Duration::from_millis(200);
+    let mutex = Mutex::new(
+        options(&key, connect(Mode::Single).await)
+            .retry_interval(Duration::from_secs(5))
+            .build()
+            .unwrap(),
+    );
+
+    // Uncontended, and after a failed try_lock (which does not wait): no
+    // message.
+    for _ in 0..3 {
+        mutex.try_lock().await.unwrap().release().await.unwrap();
+    }
+    let held = mutex.try_lock().await.unwrap();
+    assert!(mutex.try_lock().await.is_err());
+    held.release().await.unwrap();
+    assert!(
+        tokio::time::timeout(quiet, messages.next()).await.is_err(),
+        "a release nobody waited for published"
+    );
+
+    // With a waiter: the release publishes and wakes it long before its
+    // 5 s poll.
+    let held = mutex.try_lock().await.unwrap();
+    let waiter = {
+        let mutex = mutex.clone();
+        tokio::spawn(async move { mutex.lock().await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let released = Instant::now();
+    held.release().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(2), messages.next())
+        .await
+        .expect("a release with a waiter publishes")
+        .unwrap();
+    let guard = waiter.await.unwrap();
+    assert!(released.elapsed() < Duration::from_secs(2));
+    guard.release().await.unwrap();
+}
+
 both!(hand_off_falls_back_to_polling_without_a_client);
 async fn hand_off_falls_back_to_polling_without_a_client(mode: Mode) {
     // Built from a bare connection: no client to open a subscriber with.
