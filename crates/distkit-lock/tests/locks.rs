@@ -889,6 +889,18 @@ async fn dropping_a_waiting_lock_future_leaves_nothing_behind(mode: Mode) {
             .unwrap();
         assert_eq!(exists, 0, "{part} left behind");
     }
+    // The "waited on" mark only makes releases publish, and expires within
+    // three retry intervals (at least 500 ms).
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(format!("distkit:lock:{{{}}}:waiting", key.as_str()))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let bound = (mutex.options().retry_interval() * 3).max(Duration::from_millis(500));
+    assert!(
+        pttl > 0 && u128::try_from(pttl).unwrap() <= bound.as_millis(),
+        "waiting mark pttl {pttl}"
+    );
 }
 
 both!(dropping_a_guard_releases_in_the_background);
