@@ -2,22 +2,41 @@
 //! by (two `EVALSHA` round trips on the same connection):
 //!
 //! - `lock/two_raw_evalsha`: the baseline, two trivial scripts in sequence;
+//! - `lock/raw_lock_scripts`: the mutex's own acquire and release scripts
+//!   called by `EVALSHA` directly, without the library around them: the
+//!   difference to the baseline is the scripts' server-side work, the
+//!   difference to `mutex_acquire_release` the client side;
 //! - `lock/mutex_acquire_release`: uncontended `try_lock` + `release`;
 //! - `lock/read_acquire_release`: uncontended `try_read` + `release`;
+//! - `lock/interleaved`: the four above in turn, round-robin with a rotating
+//!   start, so that a shared, loaded machine slows them alike; the time
+//!   reported is the mutex pair's, and the ratios to the baseline (median
+//!   and quartiles over criterion's samples) are printed after the group;
 //! - `lock/hand_off_gap_8`: 8 contenders (own connections, pub/sub wake-ups,
 //!   `retry_interval` 1 s); the measured time per iteration is the gap from
 //!   a holder starting its release to the next holder returning from `lock()`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use distkit::lock::{LockOptions, Mutex, RwLock};
 use distkit::{DistkitRedisKey, RedisConnection};
 use distkit_benches::{connection, runtime, trivial_script};
+use redis::aio::ConnectionManager;
 
 fn key(name: &str) -> DistkitRedisKey {
     DistkitRedisKey::try_from(distkit_testkit::unique_prefix(name)).expect("key")
+}
+
+/// One of the lock scripts, as embedded in `distkit-lock`.
+fn lock_script(name: &str) -> redis::Script {
+    let (_, source) = distkit::lock::SCRIPT_SOURCES
+        .iter()
+        .find(|(script, _)| *script == name)
+        .expect("lock script");
+    redis::Script::new(source)
 }
 
 async fn with_client() -> RedisConnection {
@@ -26,52 +45,146 @@ async fn with_client() -> RedisConnection {
         .expect("connection")
 }
 
+/// Everything the uncontended benches need.
+struct Uncontended {
+    raw: ConnectionManager,
+    trivial: Arc<redis::Script>,
+    acquire: redis::Script,
+    release: redis::Script,
+    /// owner, readers, pending, fence, waiting, channel of the raw-scripts
+    /// lock.
+    names: [String; 6],
+    tokens: AtomicU64,
+    mutex: Arc<Mutex>,
+    rwlock: Arc<RwLock>,
+}
+
+impl Uncontended {
+    /// The baseline: two trivial scripts by `EVALSHA`.
+    async fn two_raw_evalsha(&self) {
+        let mut conn = self.raw.clone();
+        for _ in 0..2 {
+            let _: i64 = self
+                .trivial
+                .key("bench:lock:baseline")
+                .arg("f")
+                .arg(1)
+                .invoke_async(&mut conn)
+                .await
+                .expect("EVALSHA");
+        }
+    }
+
+    /// The mutex's acquire and release scripts, without the library.
+    async fn raw_lock_scripts(&self) {
+        let mut conn = self.raw.clone();
+        let names = &self.names;
+        let token = format!("bench:{:032x}", self.tokens.fetch_add(1, Ordering::Relaxed));
+        let (acquired, _fence): (i64, String) = self
+            .acquire
+            .key(&names[0])
+            .key(&names[1])
+            .key(&names[2])
+            .key(&names[3])
+            .key(&names[4])
+            .arg(&token)
+            .arg(30_000)
+            .arg(0)
+            .arg(86_400_000)
+            .arg(0)
+            .invoke_async(&mut conn)
+            .await
+            .expect("acquire script");
+        assert_eq!(acquired, 1);
+        let released: i64 = self
+            .release
+            .key(&names[0])
+            .key(&names[4])
+            .arg(&token)
+            .arg("PUBLISH")
+            .arg(&names[5])
+            .invoke_async(&mut conn)
+            .await
+            .expect("release script");
+        assert_eq!(released, 1);
+    }
+
+    async fn mutex_acquire_release(&self) {
+        let guard = self.mutex.try_lock().await.expect("uncontended");
+        guard.release().await.expect("release");
+    }
+
+    async fn read_acquire_release(&self) {
+        let guard = self.rwlock.try_read().await.expect("uncontended");
+        guard.release().await.expect("release");
+    }
+
+    async fn run(&self, which: usize) {
+        match which {
+            0 => self.two_raw_evalsha().await,
+            1 => self.raw_lock_scripts().await,
+            2 => self.mutex_acquire_release().await,
+            _ => self.read_acquire_release().await,
+        }
+    }
+}
+
+const NAMES: [&str; 4] = [
+    "two_raw_evalsha",
+    "raw_lock_scripts",
+    "mutex_acquire_release",
+    "read_acquire_release",
+];
+
 fn lock(c: &mut Criterion) {
     let rt = runtime();
     let raw = connection(&rt);
-    let script = trivial_script();
     let conn: RedisConnection = raw.clone().into();
+    let base = format!("distkit:lock:{{{}}}", key("bench_raw_scripts").as_str());
+    let bench = Arc::new(Uncontended {
+        raw,
+        trivial: trivial_script(),
+        acquire: lock_script("acquire_write"),
+        release: lock_script("release_write"),
+        names: [
+            "owner", "readers", "pending", "fence", "waiting", "released",
+        ]
+        .map(|part| format!("{base}:{part}")),
+        tokens: AtomicU64::new(0),
+        mutex: Mutex::new(LockOptions::new(key("bench_mutex"), conn.clone())),
+        rwlock: RwLock::new(LockOptions::new(key("bench_rw"), conn.clone())),
+    });
     let mut group = c.benchmark_group("lock");
 
-    group.bench_function("two_raw_evalsha", |b| {
-        b.to_async(&rt).iter(|| {
-            let mut conn = raw.clone();
-            let script = script.clone();
+    for (which, name) in NAMES.iter().enumerate() {
+        group.bench_function(*name, |b| {
+            b.to_async(&rt).iter(|| {
+                let bench = bench.clone();
+                async move { bench.run(which).await }
+            })
+        });
+    }
+
+    let samples = Arc::new(std::sync::Mutex::new(Vec::<[Duration; 4]>::new()));
+    group.bench_function("interleaved", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (bench, samples) = (bench.clone(), samples.clone());
             async move {
-                for _ in 0..2 {
-                    let _: i64 = script
-                        .key("bench:lock:baseline")
-                        .arg("f")
-                        .arg(1)
-                        .invoke_async(&mut conn)
-                        .await
-                        .expect("EVALSHA");
+                let mut sums = [Duration::ZERO; 4];
+                for i in 0..iters {
+                    for step in 0..4 {
+                        let which = (usize::try_from(i % 4).expect("small") + step) % 4;
+                        let start = Instant::now();
+                        bench.run(which).await;
+                        sums[which] += start.elapsed();
+                    }
                 }
+                samples.lock().expect("samples").push(sums);
+                sums[2]
             }
         })
     });
-
-    let mutex = Mutex::new(LockOptions::new(key("bench_mutex"), conn.clone()));
-    group.bench_function("mutex_acquire_release", |b| {
-        b.to_async(&rt).iter(|| {
-            let mutex = mutex.clone();
-            async move {
-                let guard = mutex.try_lock().await.expect("uncontended");
-                guard.release().await.expect("release");
-            }
-        })
-    });
-
-    let rwlock = RwLock::new(LockOptions::new(key("bench_rw"), conn.clone()));
-    group.bench_function("read_acquire_release", |b| {
-        b.to_async(&rt).iter(|| {
-            let rwlock = rwlock.clone();
-            async move {
-                let guard = rwlock.try_read().await.expect("uncontended");
-                guard.release().await.expect("release");
-            }
-        })
-    });
+    report_ratios(&samples.lock().expect("samples"));
 
     let contended_key = key("bench_hand_off");
     let mutexes: Vec<Arc<Mutex>> = rt.block_on(async {
@@ -93,6 +206,32 @@ fn lock(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// Prints, for each uncontended bench, its time relative to the baseline
+/// over the interleaved samples: median and quartiles of the per-sample
+/// ratios, and the median time per call.
+fn report_ratios(samples: &[[Duration; 4]]) {
+    if samples.is_empty() {
+        return;
+    }
+    let quartiles = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+        (at(0.25), at(0.5), at(0.75))
+    };
+    println!(
+        "lock/interleaved: {} samples, ratio to two_raw_evalsha (q1 / median / q3)",
+        samples.len()
+    );
+    for (which, name) in NAMES.iter().enumerate().skip(1) {
+        let ratios = samples
+            .iter()
+            .map(|s| s[which].as_secs_f64() / s[0].as_secs_f64())
+            .collect();
+        let (q1, median, q3) = quartiles(ratios);
+        println!("  {name:<24} {q1:.3} / {median:.3} / {q3:.3}");
+    }
 }
 
 /// Runs `iters` hand-offs among the contenders and returns the summed gaps.

@@ -4,13 +4,17 @@
 -- KEYS[2] readers  zset: reader owner token -> lease expiry (server ms)
 -- KEYS[3] pending  zset: waiting writer token -> mark expiry (server ms)
 -- KEYS[4] fence    string: the last fencing token handed out (decimal)
+-- KEYS[5] waiting  string: until when (server ms) some waiter waits
 -- ARGV[1] owner token of this acquisition (unique per acquisition)
 -- ARGV[2] lease ttl in ms (positive integer)
 -- ARGV[3] fence key ttl in ms
+-- ARGV[4] waiting-mark ttl in ms; "0" leaves no mark when busy
 --
 -- Returns {1, fencing_token} when acquired, {0, "writer"} when a writer holds
 -- the lease, {0, "pending"} when a writer waits (writer preference: new
 -- readers wait behind it until it acquires, gives up, or its mark expires).
+-- When busy and ARGV[4] > 0 the lock is marked as waited on, as in
+-- acquire_write.lua.
 --
 -- Complexity: O(log n + e) with n readers/pending writers and e expired
 -- entries pruned.
@@ -24,30 +28,49 @@ local now_us = t[1] .. string.format('%06d', tonumber(t[2]))
 local token = ARGV[1]
 local ttl_ms = tonumber(ARGV[2])
 
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {0, 'writer'}
+-- Marks the lock as waited on until now + ARGV[4] ms (never shortening a
+-- longer mark of another waiter), so that release_write publishes.
+local function mark_waiting()
+  local wait_ttl_ms = tonumber(ARGV[4])
+  if wait_ttl_ms > 0 then
+    local until_ms = string.format('%.0f', now_ms + wait_ttl_ms)
+    local current = tonumber(redis.call('GET', KEYS[5]) or '0')
+    if not current or current < tonumber(until_ms) then
+      redis.call('SET', KEYS[5], until_ms, 'PXAT', until_ms)
+    end
+  end
 end
-if redis.call('EXISTS', KEYS[3]) == 1 then
+
+-- One call when neither a writer nor a pending writer exists.
+if redis.call('EXISTS', KEYS[1], KEYS[3]) > 0 then
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    mark_waiting()
+    return {0, 'writer'}
+  end
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
   if redis.call('ZCARD', KEYS[3]) > 0 then
+    mark_waiting()
     return {0, 'pending'}
   end
 end
 
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
+-- An absent readers key (PTTL -2) has nothing to prune. Pruning every
+-- entry deletes the key, so its ttl is read again then.
+local pttl = redis.call('PTTL', KEYS[2])
+if pttl ~= -2 and redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms) > 0 then
+  pttl = redis.call('PTTL', KEYS[2])
+end
 redis.call('ZADD', KEYS[2], now_ms + ttl_ms, token)
-if redis.call('PTTL', KEYS[2]) < ttl_ms then
+if pttl < ttl_ms then
   redis.call('PEXPIRE', KEYS[2], ttl_ms)
 end
 
 -- Fencing token: as in acquire_write.lua.
-local last = redis.call('GET', KEYS[4])
+local last = redis.call('SET', KEYS[4], now_us, 'PX', ARGV[3], 'GET')
 local fence = now_us
 if last and (#last > #now_us or (#last == #now_us and last >= now_us)) then
+  redis.call('SET', KEYS[4], last, 'PX', ARGV[3])
   redis.call('INCR', KEYS[4])
   fence = redis.call('GET', KEYS[4])
-  redis.call('PEXPIRE', KEYS[4], ARGV[3])
-else
-  redis.call('SET', KEYS[4], fence, 'PX', ARGV[3])
 end
 return {1, fence}

@@ -4,15 +4,18 @@
 -- KEYS[2] readers  zset: reader owner token -> lease expiry (server ms)
 -- KEYS[3] pending  zset: waiting writer token -> mark expiry (server ms)
 -- KEYS[4] fence    string: the last fencing token handed out (decimal)
+-- KEYS[5] waiting  string: until when (server ms) some waiter waits
 -- ARGV[1] owner token of this acquisition (unique per acquisition)
 -- ARGV[2] lease ttl in ms (positive integer)
 -- ARGV[3] pending-writer mark ttl in ms; "0" leaves no mark when busy
 -- ARGV[4] fence key ttl in ms
+-- ARGV[5] waiting-mark ttl in ms; "0" leaves no mark when busy
 --
 -- Returns {1, fencing_token} when acquired (fencing_token a decimal string),
 -- {0, "writer"} when another writer holds the lease, {0, "readers"} when live
 -- readers hold it. When busy and ARGV[3] > 0 the caller is (re)marked as a
--- pending writer, which makes new readers wait (writer preference).
+-- pending writer, which makes new readers wait (writer preference). When
+-- busy and ARGV[5] > 0 the lock is marked as waited on (see mark_waiting).
 --
 -- Complexity: O(log n + e) with n readers/pending writers and e expired
 -- entries pruned.
@@ -21,50 +24,74 @@
 -- for this lock (see acquire_fence below).
 
 local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local now_us = t[1] .. string.format('%06d', tonumber(t[2]))
 local token = ARGV[1]
 local pending_ttl_ms = tonumber(ARGV[3])
 
+local function now_ms()
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Marks the lock as waited on until now + ARGV[5] ms (never shortening a
+-- longer mark of another waiter), so that release_write publishes.
+local function mark_waiting()
+  local wait_ttl_ms = tonumber(ARGV[5])
+  if wait_ttl_ms > 0 then
+    local until_ms = string.format('%.0f', now_ms() + wait_ttl_ms)
+    local current = tonumber(redis.call('GET', KEYS[5]) or '0')
+    if not current or current < tonumber(until_ms) then
+      redis.call('SET', KEYS[5], until_ms, 'PXAT', until_ms)
+    end
+  end
+end
+
 local function mark_pending()
+  mark_waiting()
   if pending_ttl_ms > 0 then
-    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
-    redis.call('ZADD', KEYS[3], now_ms + pending_ttl_ms, token)
+    local now = now_ms()
+    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+    redis.call('ZADD', KEYS[3], now + pending_ttl_ms, token)
     if redis.call('PTTL', KEYS[3]) < pending_ttl_ms then
       redis.call('PEXPIRE', KEYS[3], pending_ttl_ms)
     end
   end
 end
 
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  mark_pending()
-  return {0, 'writer'}
-end
--- The sets are usually absent for a mutex: touch them only when present.
-if redis.call('EXISTS', KEYS[2], KEYS[3]) > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now_ms)
+if redis.call('EXISTS', KEYS[2], KEYS[3]) == 0 then
+  -- No reader and no pending writer (always so for a Mutex): one SET NX
+  -- both checks for a holder and takes the lease.
+  if not redis.call('SET', KEYS[1], token, 'NX', 'PX', ARGV[2]) then
+    mark_pending()
+    return {0, 'writer'}
+  end
+else
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    mark_pending()
+    return {0, 'writer'}
+  end
+  local now = now_ms()
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
   if redis.call('ZCARD', KEYS[2]) > 0 then
     mark_pending()
     return {0, 'readers'}
   end
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now_ms)
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
   redis.call('ZREM', KEYS[3], token)
+  redis.call('SET', KEYS[1], token, 'PX', ARGV[2])
 end
 
-redis.call('SET', KEYS[1], token, 'PX', ARGV[2])
-
 -- Fencing token: max(last + 1, server time in microseconds), exact and
--- without Lua numbers: the comparison is on canonical positive decimal
--- strings (longer is larger; equal lengths compare lexicographically) and
--- the + 1, needed only when the last token is not below the clock, is an
--- INCR done by Redis.
-local last = redis.call('GET', KEYS[4])
+-- without Lua numbers. The clock value is written first (SET ... GET, one
+-- call, also returns the last token); only when the last token is not
+-- below the clock (same microsecond, or a clock behind the fence) is the
+-- last token put back and incremented by Redis (INCR). The comparison is on
+-- canonical positive decimal strings: longer is larger, equal lengths
+-- compare lexicographically.
+local last = redis.call('SET', KEYS[4], now_us, 'PX', ARGV[4], 'GET')
 local fence = now_us
 if last and (#last > #now_us or (#last == #now_us and last >= now_us)) then
+  redis.call('SET', KEYS[4], last, 'PX', ARGV[4])
   redis.call('INCR', KEYS[4])
   fence = redis.call('GET', KEYS[4])
-  redis.call('PEXPIRE', KEYS[4], ARGV[4])
-else
-  redis.call('SET', KEYS[4], fence, 'PX', ARGV[4])
 end
 return {1, fence}

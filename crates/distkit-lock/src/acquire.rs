@@ -90,14 +90,20 @@ fn pending_ttl(core: &LockCore) -> Duration {
 }
 
 /// One attempt: `Ok(Some(fencing_token))` when acquired, `Ok(None)` when busy.
+/// A busy attempt of a caller that will wait (`waits`) marks the lock as
+/// waited on for [`pending_ttl`], at least three retry intervals: longer than
+/// the caller waits before its next attempt, so every release it has not
+/// seen yet publishes a message.
 async fn attempt(
     core: &LockCore,
     target: Target,
     token: &str,
     mark_pending: bool,
+    waits: bool,
 ) -> Result<Option<u64>, LockError> {
     let mut connection = core.connection();
     let keys = &core.keys;
+    let waiting = if waits { millis(pending_ttl(core)) } else { 0 };
     let call = match target {
         Target::Mutex | Target::Write => {
             let pending = if mark_pending {
@@ -111,10 +117,12 @@ async fn attempt(
                 .key(&keys.readers)
                 .key(&keys.pending)
                 .key(&keys.fence)
+                .key(&keys.waiting)
                 .arg(token)
                 .arg(millis(core.options.ttl))
                 .arg(pending)
                 .arg(millis(FENCE_TTL))
+                .arg(waiting)
         }
         Target::Read => ACQUIRE_READ
             .call()
@@ -122,9 +130,11 @@ async fn attempt(
             .key(&keys.readers)
             .key(&keys.pending)
             .key(&keys.fence)
+            .key(&keys.waiting)
             .arg(token)
             .arg(millis(core.options.ttl))
-            .arg(millis(FENCE_TTL)),
+            .arg(millis(FENCE_TTL))
+            .arg(waiting),
     };
     let (acquired, detail): (i64, String) = call.invoke(&mut connection).await?;
     if acquired != 1 {
@@ -154,7 +164,8 @@ pub(crate) async fn acquire(
         Bound::Once => None,
         Bound::Wait(limit) | Bound::Attempts(_, limit) => limit.map(|d| started + d),
     };
-    let mark_pending = matches!(target, Target::Write) && !matches!(bound, Bound::Once);
+    let waits = !matches!(bound, Bound::Once);
+    let mark_pending = matches!(target, Target::Write) && waits;
     // Armed before the first call: a call whose reply is lost may still
     // have left a mark.
     let mut mark = mark_pending.then(|| PendingMark {
@@ -170,7 +181,7 @@ pub(crate) async fn acquire(
             subscription.mark_seen();
         }
         let sent = Instant::now();
-        let outcome = attempt(core, target, &token, mark_pending).await;
+        let outcome = attempt(core, target, &token, mark_pending, waits).await;
         let fencing_token = match outcome {
             Ok(Some(fencing_token)) => fencing_token,
             Ok(None) => {

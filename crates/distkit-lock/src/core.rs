@@ -10,6 +10,7 @@ use distkit_core::{KeyLayout, LuaScript, RedisConnection};
 
 use crate::LockOptions;
 use crate::notify::Notifier;
+use crate::renewal::Renewals;
 
 /// How long the fence key outlives the last acquisition. Monotonicity does
 /// not depend on it (tokens are at least the server time in microseconds);
@@ -63,6 +64,8 @@ pub(crate) struct Keys {
     pub(crate) readers: String,
     pub(crate) pending: String,
     pub(crate) fence: String,
+    /// Until when (server ms) some waiter waits: releases publish only then.
+    pub(crate) waiting: String,
     pub(crate) channel: String,
 }
 
@@ -75,6 +78,7 @@ impl Keys {
             readers: layout.key(&["readers"]),
             pending: layout.key(&["pending"]),
             fence: layout.key(&["fence"]),
+            waiting: layout.key(&["waiting"]),
             channel: layout.key(&["released"]),
         }
     }
@@ -88,6 +92,8 @@ pub(crate) struct LockCore {
     /// `PUBLISH` on a single node, `SPUBLISH` (shard channel) on a cluster.
     pub(crate) publish: &'static str,
     pub(crate) notifier: Notifier,
+    /// Leases not yet old enough for a renewal task, and their scheduler.
+    pub(crate) renewals: Renewals,
 }
 
 impl LockCore {
@@ -104,6 +110,7 @@ impl LockCore {
             keys,
             publish,
             notifier,
+            renewals: Renewals::default(),
         }
     }
 

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::LockError;
 use crate::core::{LockCore, RELEASE_READ, RELEASE_WRITE, RENEW_READ, RENEW_WRITE, millis};
+use crate::renewal::{Renewals, renewal_period};
 
 /// The state of a guard's lease, as known locally (reading it does no I/O).
 ///
@@ -36,7 +37,7 @@ pub(crate) enum LeaseKind {
 }
 
 #[derive(Debug)]
-struct LeaseShared {
+pub(crate) struct LeaseShared {
     core: Arc<LockCore>,
     kind: LeaseKind,
     token: String,
@@ -44,6 +45,9 @@ struct LeaseShared {
     /// Local monotonic instant before which the lease is proven held: the
     /// send time of the last successful acquire or renew plus the ttl.
     valid_until: StdMutex<Instant>,
+    /// The renewal task, once the lock's scheduler spawned it (see
+    /// [`crate::renewal`]).
+    renewal_task: StdMutex<Option<JoinHandle<()>>>,
 }
 
 impl LeaseShared {
@@ -60,6 +64,20 @@ impl LeaseShared {
                 false
             }
         });
+    }
+
+    pub(crate) fn set_renewal_task(&self, task: JoinHandle<()>) {
+        *self
+            .renewal_task
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(task);
+    }
+
+    fn take_renewal_task(&self) -> Option<JoinHandle<()>> {
+        self.renewal_task
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 
     fn valid_until(&self) -> Instant {
@@ -113,13 +131,12 @@ impl LeaseShared {
 
     async fn release_once(&self) -> Result<bool, LockError> {
         let mut connection = self.core.connection();
-        let (script, key) = match self.kind {
-            LeaseKind::Write => (&*RELEASE_WRITE, &self.core.keys.owner),
-            LeaseKind::Read => (&*RELEASE_READ, &self.core.keys.readers),
+        let keys = &self.core.keys;
+        let call = match self.kind {
+            LeaseKind::Write => RELEASE_WRITE.call().key(&keys.owner).key(&keys.waiting),
+            LeaseKind::Read => RELEASE_READ.call().key(&keys.readers),
         };
-        let released: i64 = script
-            .call()
-            .key(key)
+        let released: i64 = call
             .arg(&self.token)
             .arg(self.core.publish)
             .arg(&self.core.keys.channel)
@@ -142,7 +159,8 @@ pub(crate) struct Lease {
     shared: Arc<LeaseShared>,
     fencing_token: u64,
     attempt: u32,
-    renewal: Option<JoinHandle<()>>,
+    /// The registration with the lock's renewal scheduler, until stopped.
+    renewal: Option<u64>,
     runtime: Option<Handle>,
     finished: bool,
 }
@@ -163,11 +181,10 @@ impl Lease {
             token,
             state: watch::channel(LockGuardState::Acquired).0,
             valid_until: StdMutex::new(sent + ttl),
+            renewal_task: StdMutex::new(None),
         });
         let runtime = Handle::try_current().ok();
-        let renewal = runtime
-            .as_ref()
-            .map(|handle| handle.spawn(renewal_loop(Arc::downgrade(&shared), sent)));
+        let renewal = Renewals::register(&shared.core, &shared, sent);
         Self {
             shared,
             fencing_token,
@@ -175,6 +192,17 @@ impl Lease {
             renewal,
             runtime,
             finished: false,
+        }
+    }
+
+    /// Stops renewing: removes the registration, or aborts the renewal task
+    /// when the scheduler already spawned it.
+    fn stop_renewal(&mut self) {
+        if let Some(id) = self.renewal.take() {
+            self.shared.core.renewals.unregister(id);
+            if let Some(task) = self.shared.take_renewal_task() {
+                task.abort();
+            }
         }
     }
 
@@ -225,9 +253,7 @@ impl Lease {
 
     pub(crate) async fn release(mut self) -> Result<LockGuardState, LockError> {
         self.finished = true;
-        if let Some(renewal) = self.renewal.take() {
-            renewal.abort();
-        }
+        self.stop_renewal();
         if self.state() != LockGuardState::Acquired {
             return Ok(LockGuardState::Lost);
         }
@@ -244,9 +270,7 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(renewal) = self.renewal.take() {
-            renewal.abort();
-        }
+        self.stop_renewal();
         if self.finished || self.shared.state() != LockGuardState::Acquired {
             return;
         }
@@ -277,11 +301,13 @@ impl Drop for Lease {
     }
 }
 
-async fn renewal_loop(weak: Weak<LeaseShared>, sent: Instant) {
+/// Renews the lease every ttl/3 (the first renewal is due one period after
+/// `sent`) until it is released, dropped or lost.
+pub(crate) async fn renewal_loop(weak: Weak<LeaseShared>, sent: Instant) {
     let Some(ttl) = weak.upgrade().map(|shared| shared.core.options.ttl) else {
         return;
     };
-    let period = ttl / 3;
+    let period = renewal_period(ttl);
     let retry_after_error = (ttl / 15).max(Duration::from_millis(1));
     let mut renew_at = sent + period;
     loop {

@@ -57,6 +57,12 @@
 //!   is; with a RESP2 client, a RESP3 client to the masters listed by
 //!   `CLUSTER SLOTS` is opened (without the original client's credentials or
 //!   TLS settings: where those are needed, waiters fall back to polling).
+//!   A write release publishes only while the lock is marked as waited on
+//!   (every attempt of a waiting caller marks it for three retry
+//!   intervals), so uncontended locks send no pub/sub traffic.
+//! - **Renewal tasks**: a lease gets its renewal task from the lock object's
+//!   scheduler only once it has lived ttl/6, so an uncontended acquire and
+//!   release spawns no task; the uncontended path is two round trips.
 //! - **Loss detection**: the guard counts the lease from the moment the
 //!   acquire or renew request was *sent* (so never later than Redis does) and
 //!   declares it lost a tenth of the ttl before it would end unless a renewal
@@ -77,6 +83,7 @@ mod lease;
 mod mutex;
 mod notify;
 mod options;
+mod renewal;
 mod rwlock;
 
 pub use distkit_core::{DistkitError, DistkitRedisKey, RedisConnection};

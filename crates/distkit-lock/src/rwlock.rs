@@ -58,9 +58,10 @@ macro_rules! acquire_methods {
         ///
         /// # Cancel safety
         ///
-        /// Dropping the future while it waits leaves nothing in Redis: a
-        /// writer's pending mark is removed in the background (and expires
-        /// on its own if that fails). If an attempt was in flight and
+        /// Dropping the future while it waits leaves no lock state in Redis:
+        /// a writer's pending mark is removed in the background (and expires
+        /// on its own if that fails); the shared "waited on" mark, which only
+        /// makes releases publish, expires within three retry intervals. If an attempt was in flight and
         /// succeeded on the server, that lease expires after the ttl.
         ///
         /// ```

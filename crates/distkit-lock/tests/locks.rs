@@ -429,6 +429,34 @@ async fn leases_are_renewed_while_the_guard_lives(mode: Mode) {
     assert_eq!(guard.release().await.unwrap(), LockGuardState::Released);
 }
 
+both!(renewal_starts_for_leases_taken_while_the_scheduler_sleeps_or_after_it_ended);
+async fn renewal_starts_for_leases_taken_while_the_scheduler_sleeps_or_after_it_ended(mode: Mode) {
+    // Renewal tasks are spawned by one scheduler per lock object when a
+    // lease's first renewal falls due; the scheduler ends after a few idle
+    // periods and is started again by the next acquisition.
+    let ttl = Duration::from_millis(300);
+    let lock = RwLock::new(
+        options(&new_key("scheduler"), connect(mode).await)
+            .ttl(ttl)
+            .build()
+            .unwrap(),
+    );
+    for _ in 0..20 {
+        let guard = lock.read().await.unwrap();
+        assert_eq!(guard.release().await.unwrap(), LockGuardState::Released);
+    }
+    // Long enough for the scheduler to end.
+    tokio::time::sleep(ttl * 3).await;
+    let first = lock.read().await.unwrap();
+    tokio::time::sleep(ttl / 6).await;
+    let second = lock.read().await.unwrap(); // while the scheduler sleeps
+    tokio::time::sleep(ttl * 4).await;
+    assert_eq!(first.state(), LockGuardState::Acquired);
+    assert_eq!(second.state(), LockGuardState::Acquired);
+    assert_eq!(first.release().await.unwrap(), LockGuardState::Released);
+    assert_eq!(second.release().await.unwrap(), LockGuardState::Released);
+}
+
 both!(fencing_tokens_increase_across_expiry_and_deleted_keys);
 async fn fencing_tokens_increase_across_expiry_and_deleted_keys(mode: Mode) {
     let key = new_key("fencing");
@@ -610,6 +638,55 @@ async fn hand_off_is_driven_by_release_notifications(mode: Mode) {
         mean < Duration::from_millis(250),
         "mean hand-off gap {mean:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_publish_only_when_someone_waits() {
+    use futures_util::StreamExt;
+    let key = new_key("publish_when_waited");
+    let channel = format!("distkit:lock:{{{}}}:released", key.as_str());
+    let client = redis::Client::open(shared_server().url()).unwrap();
+    let mut pubsub = client.get_async_pubsub().await.unwrap();
+    pubsub.subscribe(&channel).await.unwrap();
+    let mut messages = pubsub.into_on_message();
+    let quiet = Duration::from_millis(200);
+    let mutex = Mutex::new(
+        options(&key, connect(Mode::Single).await)
+            .retry_interval(Duration::from_secs(5))
+            .build()
+            .unwrap(),
+    );
+
+    // Uncontended, and after a failed try_lock (which does not wait): no
+    // message.
+    for _ in 0..3 {
+        mutex.try_lock().await.unwrap().release().await.unwrap();
+    }
+    let held = mutex.try_lock().await.unwrap();
+    assert!(mutex.try_lock().await.is_err());
+    held.release().await.unwrap();
+    assert!(
+        tokio::time::timeout(quiet, messages.next()).await.is_err(),
+        "a release nobody waited for published"
+    );
+
+    // With a waiter: the release publishes and wakes it long before its
+    // 5 s poll.
+    let held = mutex.try_lock().await.unwrap();
+    let waiter = {
+        let mutex = mutex.clone();
+        tokio::spawn(async move { mutex.lock().await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let released = Instant::now();
+    held.release().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(2), messages.next())
+        .await
+        .expect("a release with a waiter publishes")
+        .unwrap();
+    let guard = waiter.await.unwrap();
+    assert!(released.elapsed() < Duration::from_secs(2));
+    guard.release().await.unwrap();
 }
 
 both!(hand_off_falls_back_to_polling_without_a_client);
@@ -812,6 +889,18 @@ async fn dropping_a_waiting_lock_future_leaves_nothing_behind(mode: Mode) {
             .unwrap();
         assert_eq!(exists, 0, "{part} left behind");
     }
+    // The "waited on" mark only makes releases publish, and expires within
+    // three retry intervals (at least 500 ms).
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(format!("distkit:lock:{{{}}}:waiting", key.as_str()))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let bound = (mutex.options().retry_interval() * 3).max(Duration::from_millis(500));
+    assert!(
+        pttl > 0 && u128::try_from(pttl).unwrap() <= bound.as_millis(),
+        "waiting mark pttl {pttl}"
+    );
 }
 
 both!(dropping_a_guard_releases_in_the_background);
