@@ -112,7 +112,7 @@ pub const EVICT_AFTER_TICKS: u32 = 50;
 /// Attempts of the final flush started by [`LaxBuffer::spawn_final_flush`].
 const FINAL_FLUSH_ATTEMPTS: u32 = 5;
 /// Slots of the per-thread cache of cell handles (a power of two).
-const CACHE_SLOTS: usize = 1024;
+const CACHE_SLOTS: usize = 4096;
 
 /// Values Redis reported for one key: the primitive's value and its
 /// optional second number (`aux`, 0 when unused).
@@ -185,6 +185,8 @@ pub trait LaxBackend: Send + Sync + 'static {
 /// The local state of one key (see the [module docs](self)).
 #[derive(Debug)]
 pub struct LaxCell {
+    /// Id of the buffer owning the cell (cache slots are shared by buffers).
+    buffer: u64,
     key: DistkitRedisKey,
     /// Confirmed value plus every local delta not yet confirmed.
     view: AtomicI64,
@@ -202,8 +204,9 @@ pub struct LaxCell {
 }
 
 impl LaxCell {
-    fn new(key: DistkitRedisKey, remote: LaxRemote, read: bool) -> Self {
+    fn new(buffer: u64, key: DistkitRedisKey, remote: LaxRemote, read: bool) -> Self {
         Self {
+            buffer,
             key,
             view: AtomicI64::new(remote.value),
             confirmed: AtomicI64::new(remote.value),
@@ -354,15 +357,11 @@ enum Warm<R> {
     Missing,
 }
 
-struct CacheSlot {
-    buffer: u64,
-    cell: Option<Arc<LaxCell>>,
-}
-
 thread_local! {
     /// Per-thread handles of recently used cells, shared by every buffer of
-    /// the thread (slots are tagged with the buffer's id).
-    static CELL_CACHE: RefCell<Vec<CacheSlot>> = const { RefCell::new(Vec::new()) };
+    /// the thread (a cell knows its buffer's id). 32 KiB per thread that
+    /// used a lax buffer.
+    static CELL_CACHE: RefCell<Vec<Option<Arc<LaxCell>>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Ids of buffers, never reused (a cached cell of a dropped buffer must never
@@ -523,43 +522,49 @@ impl LaxBuffer {
                 return self.add_uncached(key, delta, read);
             };
             if cache.is_empty() {
-                cache.resize_with(CACHE_SLOTS, || CacheSlot {
-                    buffer: 0,
-                    cell: None,
-                });
+                cache.resize_with(CACHE_SLOTS, || None);
             }
             let Some(slot) = cache.get_mut(slot) else {
                 return self.add_uncached(key, delta, read);
             };
-            let hit = slot.buffer == self.id
-                && slot.cell.as_ref().is_some_and(|cell| {
-                    cell.key.as_str() == key.as_str() && !cell.evicted.load(Ordering::Relaxed)
-                });
-            if !hit {
-                let Some(cell) = self.cells.get(key).map(|cell| Arc::clone(&cell)) else {
-                    return Warm::Missing;
-                };
-                slot.buffer = self.id;
-                slot.cell = Some(cell);
+            if let Some(cell) = slot.as_ref()
+                && cell.buffer == self.id
+                && cell.key.as_str() == key.as_str()
+                && !cell.evicted.load(Ordering::Relaxed)
+            {
+                return self.add_to(cell, delta, read);
             }
-            match &slot.cell {
-                Some(cell) => self.add_to(cell, delta, read),
-                None => Warm::Missing,
+            // A miss. The slot is taken over only when it holds nothing
+            // useful (empty, evicted, or a cell nobody else holds), so two
+            // hot keys of one slot do not churn reference counts: the one
+            // that lost goes through the map.
+            let vacant = slot.as_ref().is_none_or(|cell| {
+                cell.evicted.load(Ordering::Relaxed) || Arc::strong_count(cell) == 1
+            });
+            if !vacant {
+                return self.add_uncached(key, delta, read);
             }
+            let Some(cell) = self.cells.get(key).map(|cell| Arc::clone(&cell)) else {
+                return Warm::Missing;
+            };
+            self.add_to(slot.insert(cell), delta, read)
         })
     }
 
-    /// The warm path without the per-thread cache (used only if the cache
-    /// is unavailable).
+    /// The warm path through the map, under its shard read lock (eviction,
+    /// which takes the write lock, cannot take the cell out meanwhile).
     fn add_uncached<R>(
         &self,
         key: &DistkitRedisKey,
         delta: i64,
         read: impl FnOnce(&LaxCell, i64) -> R,
     ) -> Warm<R> {
-        match self.cells.get(key).map(|cell| Arc::clone(&cell)) {
-            Some(cell) => self.add_to(&cell, delta, read),
-            None => Warm::Missing,
+        let Some(cell) = self.cells.get(key) else {
+            return Warm::Missing;
+        };
+        match cell.add(delta) {
+            Some(view) => Warm::Added(read(&cell, view)),
+            None => Warm::Overflow,
         }
     }
 
@@ -674,7 +679,9 @@ impl LaxBuffer {
                 None => self
                     .cells
                     .entry((*key).clone())
-                    .or_insert_with(|| Arc::new(LaxCell::new((*key).clone(), remote, read)))
+                    .or_insert_with(|| {
+                        Arc::new(LaxCell::new(self.id, (*key).clone(), remote, read))
+                    })
                     .clone(),
             };
             if read {
