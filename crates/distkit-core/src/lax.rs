@@ -246,7 +246,7 @@ impl LaxCell {
 
     /// Adds `delta` to the view unless that overflows `i64`; the new view.
     /// Sequentially consistent, to pair with eviction (module docs).
-    #[inline]
+    #[inline(always)]
     fn add(&self, delta: i64) -> Option<i64> {
         self.view
             .fetch_update(Ordering::SeqCst, Ordering::Acquire, |v| {
@@ -370,7 +370,7 @@ static NEXT_BUFFER_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Cheap hash of a key for the cache slot (quality only affects hit rates:
 /// every hit is checked against the key itself).
-#[inline]
+#[inline(always)]
 fn cache_slot(buffer: u64, key: &str) -> usize {
     const K: u64 = 0x517c_c1b7_2722_0a95;
     let mut hash = buffer.wrapping_mul(K);
@@ -386,6 +386,20 @@ fn cache_slot(buffer: u64, key: &str) -> usize {
     }
     hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word) ^ key.len() as u64).wrapping_mul(K);
     (hash >> (64 - CACHE_SLOTS.trailing_zeros())) as usize
+}
+
+/// Key equality without a library call for short keys (the common case on
+/// the warm path).
+#[inline(always)]
+fn same_key(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() > 16 {
+        return a == b;
+    }
+    a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// The local buffer of one lax primitive (see the [module docs](self)).
@@ -509,7 +523,7 @@ impl LaxBuffer {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn warm_add<R>(
         &self,
         key: &DistkitRedisKey,
@@ -529,7 +543,7 @@ impl LaxBuffer {
             };
             if let Some(cell) = slot.as_ref()
                 && cell.buffer == self.id
-                && cell.key.as_str() == key.as_str()
+                && same_key(cell.key.as_str(), key.as_str())
                 && !cell.evicted.load(Ordering::Relaxed)
             {
                 return self.add_to(cell, delta, read);
@@ -568,7 +582,7 @@ impl LaxBuffer {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn add_to<R>(
         &self,
         cell: &Arc<LaxCell>,

@@ -70,6 +70,7 @@
 //!   returned `Ok`.
 
 use std::collections::hash_map::RandomState;
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
@@ -379,8 +380,14 @@ impl LaxInner {
 }
 
 impl CounterTrait for LaxCounter {
-    async fn inc(&self, key: &DistkitRedisKey, count: i64) -> Result<i64, DistkitError> {
-        self.inner.add("inc", key, count, count).await
+    // The future of `LaxInner::add` itself: no extra state machine around
+    // the warm path.
+    fn inc(
+        &self,
+        key: &DistkitRedisKey,
+        count: i64,
+    ) -> impl Future<Output = Result<i64, DistkitError>> + Send {
+        self.inner.add("inc", key, count, count)
     }
 
     async fn dec(&self, key: &DistkitRedisKey, count: i64) -> Result<i64, DistkitError> {

@@ -433,8 +433,14 @@ impl InstanceAwareCounterTrait for LaxInstanceAwareCounter {
         self.inner.strict.instance_id()
     }
 
-    async fn inc(&self, key: &DistkitRedisKey, count: i64) -> Result<(i64, i64), DistkitError> {
-        self.inner.add("icounter.inc", key, count, count).await
+    // The future of `LaxInner::add` itself: no extra state machine around
+    // the warm path.
+    fn inc(
+        &self,
+        key: &DistkitRedisKey,
+        count: i64,
+    ) -> impl Future<Output = Result<(i64, i64), DistkitError>> + Send {
+        self.inner.add("icounter.inc", key, count, count)
     }
 
     async fn dec(&self, key: &DistkitRedisKey, count: i64) -> Result<(i64, i64), DistkitError> {
