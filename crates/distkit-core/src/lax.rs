@@ -182,14 +182,27 @@ pub trait LaxBackend: Send + Sync + 'static {
     }
 }
 
+/// Longest key kept inline in its cell for the warm path's comparison.
+const INLINE_KEY: usize = 22;
+
 /// The local state of one key (see the [module docs](self)).
+///
+/// The fields the warm path reads come first and together (`repr(C)`), so
+/// that a cache hit touches one cache line of the cell.
 #[derive(Debug)]
+#[repr(C)]
 pub struct LaxCell {
     /// Id of the buffer owning the cell (cache slots are shared by buffers).
     buffer: u64,
-    key: DistkitRedisKey,
     /// Confirmed value plus every local delta not yet confirmed.
     view: AtomicI64,
+    /// Removed from the map (or being removed): adds must go elsewhere.
+    evicted: AtomicBool,
+    /// Length of the key if it fits `inline_key`, else `u8::MAX`.
+    inline_len: u8,
+    /// The key's bytes when short: compared without following a pointer.
+    inline_key: [u8; INLINE_KEY],
+    key: DistkitRedisKey,
     /// The value as last confirmed by Redis. Written only under the flush
     /// lock.
     confirmed: AtomicI64,
@@ -199,22 +212,44 @@ pub struct LaxCell {
     read: AtomicBool,
     /// Ticks since the key was last flushed, read or refreshed.
     idle_ticks: AtomicU32,
-    /// Removed from the map (or being removed): adds must go elsewhere.
-    evicted: AtomicBool,
 }
 
 impl LaxCell {
     fn new(buffer: u64, key: DistkitRedisKey, remote: LaxRemote, read: bool) -> Self {
+        let bytes = key.as_str().as_bytes();
+        let mut inline_key = [0u8; INLINE_KEY];
+        let inline_len = match u8::try_from(bytes.len()) {
+            Ok(len) if bytes.len() <= INLINE_KEY => {
+                for (to, from) in inline_key.iter_mut().zip(bytes) {
+                    *to = *from;
+                }
+                len
+            }
+            _ => u8::MAX,
+        };
         Self {
             buffer,
+            inline_len,
+            inline_key,
             key,
             view: AtomicI64::new(remote.value),
+            evicted: AtomicBool::new(false),
             confirmed: AtomicI64::new(remote.value),
             aux: AtomicI64::new(remote.aux),
             read: AtomicBool::new(read),
             idle_ticks: AtomicU32::new(0),
-            evicted: AtomicBool::new(false),
         }
+    }
+
+    /// Whether this is the cell of `key`.
+    #[inline(always)]
+    fn is_key(&self, key: &str) -> bool {
+        let key = key.as_bytes();
+        if self.inline_len == u8::MAX {
+            return self.key.as_str().as_bytes() == key;
+        }
+        usize::from(self.inline_len) == key.len()
+            && self.inline_key.iter().zip(key).all(|(a, b)| a == b)
     }
 
     /// The key of this cell.
@@ -388,20 +423,6 @@ fn cache_slot(buffer: u64, key: &str) -> usize {
     (hash >> (64 - CACHE_SLOTS.trailing_zeros())) as usize
 }
 
-/// Key equality without a library call for short keys (the common case on
-/// the warm path).
-#[inline(always)]
-fn same_key(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    if a.len() > 16 {
-        return a == b;
-    }
-    a.iter().zip(b).all(|(x, y)| x == y)
-}
-
 /// The local buffer of one lax primitive (see the [module docs](self)).
 pub struct LaxBuffer {
     id: u64,
@@ -543,7 +564,7 @@ impl LaxBuffer {
             };
             if let Some(cell) = slot.as_ref()
                 && cell.buffer == self.id
-                && same_key(cell.key.as_str(), key.as_str())
+                && cell.is_key(key.as_str())
                 && !cell.evicted.load(Ordering::Relaxed)
             {
                 return self.add_to(cell, delta, read);
