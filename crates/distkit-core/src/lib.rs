@@ -13,6 +13,8 @@
 //! - [`KeyLayout`]: builds the Redis keys of one primitive so that every key of
 //!   one call shares a hash tag.
 //! - [`spawn_weak_loop`]: background work that ends when its owner is dropped.
+//! - [`lax`]: the local buffer of the lax counters (lock-free per-key cells,
+//!   idempotent batched flushes, eviction of idle keys).
 //!
 //! Most users reach these types through the `distkit` facade or a primitive
 //! crate; depend on `distkit-core` directly to share keys and connections
@@ -34,6 +36,7 @@ mod comparator;
 mod connection;
 mod error;
 mod key;
+pub mod lax;
 mod layout;
 mod script;
 pub mod scripts;

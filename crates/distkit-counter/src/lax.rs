@@ -9,13 +9,14 @@
 //!
 //! # How it works
 //!
-//! Each key this process touched has a cell in a `DashMap`, holding two
-//! numbers: the *local view* (the stored value last confirmed by Redis plus
-//! every local delta Redis has not confirmed yet) and the *confirmed remote*
-//! value. `inc` adds to the local view (a compare-and-swap that refuses
-//! `i64` overflow) while holding the map's shard read lock: no mutex, no
-//! allocation, no clock read. The difference `view - remote` is the pending
-//! delta.
+//! The buffer is `distkit_core::lax::LaxBuffer`, shared with the lax
+//! instance-aware counter. Each key this process touched has a cell holding
+//! two numbers: the *local view* (the stored value last confirmed by Redis
+//! plus every local delta Redis has not confirmed yet) and the *confirmed*
+//! value; the difference is the pending delta. `inc` finds the cell in a
+//! small per-thread cache of cell handles (the shared map only on a miss)
+//! and adds to the local view with one compare-and-swap that refuses `i64`
+//! overflow: no lock, no allocation, no clock read.
 //!
 //! Every `allowed_lag` a background task (holding only a `Weak` reference)
 //! takes the pending delta of every dirty key into one *batch* and sends it
@@ -26,9 +27,9 @@
 //! confirmed it: on error it is resent, unchanged (same sequence, same
 //! deltas), on the next tick, and no newer batch is built meanwhile.
 //! Increments made meanwhile simply wait in the local view. When Redis
-//! confirms, the cell's confirmed remote value becomes the stored value and
-//! the view is corrected by what other processes added, so a process that
-//! only increments never sees its reads go backwards.
+//! confirms, the cell's confirmed value becomes the stored value and the
+//! view is corrected by what other processes added, so a process that only
+//! increments never sees its reads go backwards.
 //!
 //! # Reads
 //!
@@ -69,14 +70,13 @@
 //!   returned `Ok`.
 
 use std::collections::hash_map::RandomState;
+use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use dashmap::DashMap;
-use distkit_core::{CounterComparator, DistkitError, DistkitRedisKey, spawn_weak_loop};
-use tokio::sync::{Mutex as AsyncMutex, MutexGuard};
+use distkit_core::lax::{LaxAdd, LaxBackend, LaxBatchEntry, LaxBuffer, LaxFlushed, LaxRemote};
+use distkit_core::{CounterComparator, DistkitError, DistkitRedisKey};
 use tokio::task::JoinHandle;
 
 use crate::store::Store;
@@ -85,97 +85,50 @@ use crate::{CounterOptions, CounterTrait};
 
 /// How long the per-instance flush record (last applied sequence) lives.
 const FLUSH_RECORD_TTL_MS: u64 = 24 * 60 * 60 * 1000;
-/// A cached key not flushed, read or refreshed for this many ticks is read
-/// from Redis again by `get`.
-const STALE_AFTER_TICKS: u32 = 2;
-/// A clean, unread key is evicted after this many quiet ticks.
-const EVICT_AFTER_TICKS: u32 = 50;
-/// Attempts of the final flush started when the last handle is dropped.
-const FINAL_FLUSH_ATTEMPTS: u32 = 5;
-
-/// The local state of one key.
-#[derive(Debug)]
-struct Cell {
-    /// Confirmed remote value plus every local delta not yet confirmed.
-    view: AtomicI64,
-    /// The stored value as last confirmed by Redis. Written only while the
-    /// flush lock is held.
-    remote: AtomicI64,
-    /// Set by reads; the next tick refreshes the key and clears it.
-    read: AtomicBool,
-    /// Ticks since the key was last flushed, read or refreshed.
-    idle_ticks: AtomicU32,
-}
-
-impl Cell {
-    fn new(value: i64, read: bool) -> Self {
-        Self {
-            view: AtomicI64::new(value),
-            remote: AtomicI64::new(value),
-            read: AtomicBool::new(read),
-            idle_ticks: AtomicU32::new(0),
-        }
-    }
-
-    /// Adds `count` to the local view unless that overflows `i64`.
-    #[inline]
-    fn add(&self, count: i64) -> Option<i64> {
-        self.view
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
-                v.checked_add(count)
-            })
-            .ok()
-            .map(|old| old.wrapping_add(count))
-    }
-
-    /// The pending delta. It can leave the `i64` range (a value moved from
-    /// near `i64::MAX` to near `i64::MIN` in memory), hence `i128`.
-    fn pending(&self) -> i128 {
-        i128::from(self.view.load(Ordering::Acquire))
-            - i128::from(self.remote.load(Ordering::Acquire))
-    }
-
-    /// Redis confirmed `stored`, which includes `confirmed_delta` of this
-    /// cell's pending delta. Called with the flush lock held.
-    fn settle(&self, stored: i64, confirmed_delta: i128) {
-        let remote = self.remote.load(Ordering::Acquire);
-        let correction = i128::from(stored) - i128::from(remote) - confirmed_delta;
-        // The view is exact modulo 2^64 and the true value fits in i64, so
-        // wrapping arithmetic lands on it.
-        self.view.fetch_add(correction as i64, Ordering::AcqRel);
-        self.remote.store(stored, Ordering::Release);
-        self.idle_ticks.store(0, Ordering::Relaxed);
-    }
-}
-
-struct BatchEntry {
-    key: DistkitRedisKey,
-    cell: Arc<Cell>,
-    delta: i128,
-}
-
-/// One flush call: sent again unchanged until Redis confirms it.
-struct Batch {
-    sequence: u64,
-    entries: Vec<BatchEntry>,
-}
-
-struct FlushState {
-    next_sequence: u64,
-    in_flight: Option<Batch>,
-    evictable: usize,
-}
 
 struct LaxInner {
     store: Store,
-    /// Keyed with ahash's randomly seeded hasher: several times faster than
-    /// SipHash on short keys, and still resistant to chosen-key collisions.
-    cells: DashMap<DistkitRedisKey, Arc<Cell>, ahash::RandomState>,
-    flush: AsyncMutex<FlushState>,
+    buffer: LaxBuffer,
     instance_id: String,
     flush_key: String,
-    allowed_lag: Duration,
-    refused_overflows: AtomicU64,
+}
+
+impl LaxBackend for LaxInner {
+    fn buffer(&self) -> &LaxBuffer {
+        &self.buffer
+    }
+
+    async fn load(&self, keys: &[&DistkitRedisKey]) -> Result<Vec<LaxRemote>, DistkitError> {
+        let values = self.store.get_many(keys).await?;
+        Ok(values.into_iter().map(LaxRemote::new).collect())
+    }
+
+    async fn send(
+        &self,
+        sequence: u64,
+        batch: &[LaxBatchEntry],
+    ) -> Result<Vec<LaxFlushed>, DistkitError> {
+        let (_applied, flushed) = self
+            .store
+            .flush(
+                &self.flush_key,
+                sequence,
+                FLUSH_RECORD_TTL_MS,
+                batch.iter().map(|entry| (entry.key(), entry.delta())),
+            )
+            .await?;
+        Ok(flushed
+            .into_iter()
+            .map(|result| {
+                let remote = LaxRemote::new(result.value);
+                if result.refused {
+                    LaxFlushed::Refused(Some(remote))
+                } else {
+                    LaxFlushed::Applied(remote)
+                }
+            })
+            .collect())
+    }
 }
 
 /// A distributed counter that buffers increments in memory and flushes them
@@ -220,8 +173,8 @@ impl std::fmt::Debug for LaxCounter {
         f.debug_struct("LaxCounter")
             .field("values_key", &self.inner.store.values_key())
             .field("instance_id", &self.inner.instance_id)
-            .field("allowed_lag", &self.inner.allowed_lag)
-            .field("cached_keys", &self.inner.cells.len())
+            .field("allowed_lag", &self.inner.buffer.flush_interval())
+            .field("cached_keys", &self.inner.buffer.cached_keys())
             .finish_non_exhaustive()
     }
 }
@@ -271,20 +224,11 @@ impl LaxCounter {
         let allowed_lag = options.allowed_lag.max(Duration::from_millis(1));
         let inner = Arc::new(LaxInner {
             store,
-            cells: DashMap::with_hasher(ahash::RandomState::new()),
-            flush: AsyncMutex::new(FlushState {
-                next_sequence: 1,
-                in_flight: None,
-                evictable: 0,
-            }),
+            buffer: LaxBuffer::new(allowed_lag, allowed_lag),
             instance_id,
             flush_key,
-            allowed_lag,
-            refused_overflows: AtomicU64::new(0),
         });
-        let background = spawn_weak_loop(&inner, allowed_lag, |inner| async move {
-            inner.tick().await;
-        });
+        let background = LaxBuffer::spawn_flush_loop(&inner);
         Arc::new(Self { inner, background })
     }
 
@@ -308,7 +252,7 @@ impl LaxCounter {
     /// # Ok(()) }
     /// ```
     pub async fn flush(&self) -> Result<(), DistkitError> {
-        self.inner.flush().await
+        self.inner.buffer.flush(&*self.inner).await
     }
 
     /// Stops the background flush and flushes everything buffered. Later
@@ -334,7 +278,7 @@ impl LaxCounter {
         if let Some(background) = &self.background {
             background.abort();
         }
-        self.inner.flush().await
+        self.inner.buffer.flush(&*self.inner).await
     }
 
     /// How many keys are cached in memory (quiet keys are evicted).
@@ -350,7 +294,7 @@ impl LaxCounter {
     /// # Ok(()) }
     /// ```
     pub fn cached_keys(&self) -> usize {
-        self.inner.cells.len()
+        self.inner.buffer.cached_keys()
     }
 
     /// This instance's random id, which names its flush record in Redis.
@@ -379,200 +323,21 @@ impl LaxCounter {
     /// # Ok(()) }
     /// ```
     pub fn refused_overflows(&self) -> u64 {
-        self.inner.refused_overflows.load(Ordering::Relaxed)
+        self.inner.buffer.refused_overflows()
     }
 }
 
 impl Drop for LaxCounter {
     fn drop(&mut self) {
         // Best effort: flush what is still buffered on the current runtime.
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let inner = self.inner.clone();
-        runtime.spawn(async move {
-            for _ in 0..FINAL_FLUSH_ATTEMPTS {
-                match inner.flush().await {
-                    Ok(()) => return,
-                    Err(error) => {
-                        tracing::warn!(%error, "distkit: final lax counter flush failed");
-                        tokio::time::sleep(inner.allowed_lag).await;
-                    }
-                }
-            }
-        });
+        LaxBuffer::spawn_final_flush(Arc::clone(&self.inner));
     }
 }
 
 impl LaxInner {
-    async fn tick(&self) {
-        let Ok(mut state) = self.flush.try_lock() else {
-            return; // an explicit flush or a write is running
-        };
-        if let Err(error) = self.flush_locked(&mut state, true).await {
-            tracing::warn!(%error, "distkit: lax counter flush failed; it will be retried");
-            return;
-        }
-        if state.in_flight.is_none() && state.evictable > 0 {
-            state.evictable = 0;
-            self.cells.retain(|_, cell| {
-                !(cell.idle_ticks.load(Ordering::Relaxed) >= EVICT_AFTER_TICKS
-                    && !cell.read.load(Ordering::Relaxed)
-                    && cell.pending() == 0)
-            });
-        }
-    }
-
-    async fn flush(&self) -> Result<(), DistkitError> {
-        let mut state = self.flush.lock().await;
-        self.flush_locked(&mut state, false).await
-    }
-
-    /// Locks the flush state and flushes everything buffered so far.
-    async fn lock_flushed(&self) -> Result<MutexGuard<'_, FlushState>, DistkitError> {
-        let mut state = self.flush.lock().await;
-        self.flush_locked(&mut state, false).await?;
-        Ok(state)
-    }
-
-    /// Resends the batch in flight (if any), then sends a new batch with
-    /// every pending delta. On a tick, read keys are refreshed too and idle
-    /// keys are counted.
-    async fn flush_locked(&self, state: &mut FlushState, tick: bool) -> Result<(), DistkitError> {
-        if let Some(batch) = &state.in_flight {
-            self.send(batch).await?;
-            state.in_flight = None;
-        }
-        if let Some(batch) = self.take_batch(state, tick) {
-            let batch = state.in_flight.insert(batch);
-            self.send(batch).await?;
-            state.in_flight = None;
-        }
-        Ok(())
-    }
-
-    fn take_batch(&self, state: &mut FlushState, tick: bool) -> Option<Batch> {
-        let mut entries = Vec::new();
-        let mut evictable = 0;
-        for item in self.cells.iter() {
-            let cell = item.value();
-            let delta = cell.pending();
-            let read = tick && cell.read.swap(false, Ordering::AcqRel);
-            if delta != 0 || read {
-                entries.push(BatchEntry {
-                    key: item.key().clone(),
-                    cell: cell.clone(),
-                    delta,
-                });
-            } else if tick {
-                let idle = cell.idle_ticks.load(Ordering::Relaxed).saturating_add(1);
-                cell.idle_ticks.store(idle, Ordering::Relaxed);
-                if idle >= EVICT_AFTER_TICKS {
-                    evictable += 1;
-                }
-            }
-        }
-        if tick {
-            state.evictable = evictable;
-        }
-        if entries.is_empty() {
-            return None;
-        }
-        let sequence = state.next_sequence;
-        state.next_sequence += 1;
-        Some(Batch { sequence, entries })
-    }
-
-    async fn send(&self, batch: &Batch) -> Result<(), DistkitError> {
-        let (_applied, flushed) = self
-            .store
-            .flush(
-                &self.flush_key,
-                batch.sequence,
-                FLUSH_RECORD_TTL_MS,
-                batch.entries.iter().map(|e| (&e.key, e.delta)),
-            )
-            .await?;
-        for (entry, result) in batch.entries.iter().zip(flushed) {
-            if result.refused {
-                self.refused_overflows.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(
-                    key = entry.key.as_str(),
-                    delta = entry.delta,
-                    stored = result.value,
-                    "distkit: lax counter delta dropped: the stored value would overflow i64"
-                );
-            }
-            entry.cell.settle(result.value, entry.delta);
-        }
-        Ok(())
-    }
-
-    /// Reads `keys` from Redis and caches them; returns their cells. Keys
-    /// already cached are refreshed, unless a batch is in flight (then the
-    /// stored value may or may not include it, and the local view stands).
-    async fn load(
-        &self,
-        keys: &[&DistkitRedisKey],
-        read: bool,
-    ) -> Result<Vec<Arc<Cell>>, DistkitError> {
-        let state = self.flush.lock().await;
-        let values = self.store.get_many(keys).await?;
-        let mut cells = Vec::with_capacity(keys.len());
-        for (key, value) in keys.iter().zip(values) {
-            let cell = match self.cells.get(*key) {
-                Some(cell) => {
-                    if state.in_flight.is_none() {
-                        cell.settle(value, 0);
-                    }
-                    cell.clone()
-                }
-                None => self
-                    .cells
-                    .entry((*key).clone())
-                    .or_insert_with(|| Arc::new(Cell::new(value, read)))
-                    .clone(),
-            };
-            if read {
-                cell.read.store(true, Ordering::Relaxed);
-            }
-            cells.push(cell);
-        }
-        drop(state);
-        Ok(cells)
-    }
-
-    /// The local view of a cached, fresh key.
+    /// Adds `delta` to `key`: the warm path, or the boxed cold path (boxed
+    /// so that the future of a warm `inc` stays small).
     #[inline]
-    fn warm_get(&self, key: &DistkitRedisKey) -> Option<i64> {
-        let cell = self.cells.get(key)?;
-        if cell.idle_ticks.load(Ordering::Relaxed) >= STALE_AFTER_TICKS {
-            return None;
-        }
-        if !cell.read.load(Ordering::Relaxed) {
-            cell.read.store(true, Ordering::Relaxed);
-        }
-        Some(cell.view.load(Ordering::Acquire))
-    }
-
-    /// The warm path: adds to a cached key. The add happens under the shard
-    /// read lock, so eviction (which takes the write lock and checks the
-    /// pending delta) cannot remove the cell between the lookup and the add.
-    #[inline]
-    fn try_add(
-        &self,
-        operation: &'static str,
-        key: &DistkitRedisKey,
-        delta: i64,
-        operand: i64,
-    ) -> Option<Result<i64, DistkitError>> {
-        let cell = self.cells.get(key)?;
-        Some(
-            cell.add(delta)
-                .ok_or_else(|| overflow(operation, key, operand)),
-        )
-    }
-
     async fn add(
         &self,
         operation: &'static str,
@@ -580,27 +345,14 @@ impl LaxInner {
         delta: i64,
         operand: i64,
     ) -> Result<i64, DistkitError> {
-        if let Some(result) = self.try_add(operation, key, delta, operand) {
-            return result;
-        }
-        // The cold path is boxed so that the future of a warm `inc` stays
-        // small (it is built and moved on every call).
-        Box::pin(self.add_cold(operation, key, delta, operand)).await
-    }
-
-    async fn add_cold(
-        &self,
-        operation: &'static str,
-        key: &DistkitRedisKey,
-        delta: i64,
-        operand: i64,
-    ) -> Result<i64, DistkitError> {
-        loop {
-            self.load(&[key], false).await?;
-            if let Some(result) = self.try_add(operation, key, delta, operand) {
-                return result;
+        let added = match self.buffer.add(key, delta, |_, view| view) {
+            LaxAdd::Added(view) => Some(view),
+            LaxAdd::Overflow => None,
+            LaxAdd::Cold => {
+                Box::pin(self.buffer.add_cold(self, key, delta, |_, view| view)).await?
             }
-        }
+        };
+        added.ok_or_else(|| overflow(operation, key, operand))
     }
 
     /// A conditional (or batch) write on Redis, after flushing the buffer;
@@ -614,30 +366,28 @@ impl LaxInner {
         if updates.is_empty() {
             return Ok(Vec::new());
         }
-        let _state = self.lock_flushed().await?;
+        let guard = self.buffer.lock_flushed(self).await?;
         let result = if increment {
             self.store.inc_if_many(operation, updates).await?
         } else {
             self.store.set_if_many(operation, updates).await?
         };
         for ((key, _, _), (new, _)) in updates.iter().zip(&result) {
-            self.settle_key(key, *new);
+            guard.settle(key, LaxRemote::new(*new));
         }
         Ok(result)
-    }
-
-    /// Settles the cached cell of `key` (if any) on a value Redis returned
-    /// while the flush lock is held and nothing is in flight.
-    fn settle_key(&self, key: &DistkitRedisKey, stored: i64) {
-        if let Some(cell) = self.cells.get(key) {
-            cell.settle(stored, 0);
-        }
     }
 }
 
 impl CounterTrait for LaxCounter {
-    async fn inc(&self, key: &DistkitRedisKey, count: i64) -> Result<i64, DistkitError> {
-        self.inner.add("inc", key, count, count).await
+    // The future of `LaxInner::add` itself: no extra state machine around
+    // the warm path.
+    fn inc(
+        &self,
+        key: &DistkitRedisKey,
+        count: i64,
+    ) -> impl Future<Output = Result<i64, DistkitError>> + Send {
+        self.inner.add("inc", key, count, count)
     }
 
     async fn dec(&self, key: &DistkitRedisKey, count: i64) -> Result<i64, DistkitError> {
@@ -646,36 +396,34 @@ impl CounterTrait for LaxCounter {
     }
 
     async fn get(&self, key: &DistkitRedisKey) -> Result<i64, DistkitError> {
-        if let Some(value) = self.inner.warm_get(key) {
+        if let Some(value) = self.inner.buffer.get(key, |cell| cell.view()) {
             return Ok(value);
         }
-        let cells = Box::pin(self.inner.load(&[key], true)).await?;
+        let cells = Box::pin(self.inner.buffer.load(&*self.inner, &[key], true)).await?;
         cells
             .first()
-            .map(|cell| cell.view.load(Ordering::Acquire))
+            .map(|cell| cell.view())
             .ok_or_else(|| DistkitError::unexpected_reply("counter.get", "no value"))
     }
 
     async fn set(&self, key: &DistkitRedisKey, count: i64) -> Result<i64, DistkitError> {
-        let _state = self.inner.lock_flushed().await?;
+        let guard = self.inner.buffer.lock_flushed(&*self.inner).await?;
         let value = self.inner.store.set(key, count).await?;
-        self.inner.settle_key(key, value);
+        guard.settle(key, LaxRemote::new(value));
         Ok(value)
     }
 
     async fn del(&self, key: &DistkitRedisKey) -> Result<i64, DistkitError> {
-        let _state = self.inner.lock_flushed().await?;
+        let guard = self.inner.buffer.lock_flushed(&*self.inner).await?;
         let removed = self.inner.store.del(key).await?;
-        self.inner.settle_key(key, 0);
+        guard.settle(key, LaxRemote::new(0));
         Ok(removed)
     }
 
     async fn clear(&self) -> Result<(), DistkitError> {
-        let _state = self.inner.lock_flushed().await?;
+        let guard = self.inner.buffer.lock_flushed(&*self.inner).await?;
         self.inner.store.clear().await?;
-        for item in self.inner.cells.iter() {
-            item.value().settle(0, 0);
-        }
+        guard.settle_all(|_| LaxRemote::new(0), false);
         Ok(())
     }
 
@@ -714,7 +462,7 @@ impl CounterTrait for LaxCounter {
         let mut values = Vec::with_capacity(keys.len());
         let mut missing = Vec::new();
         for (index, key) in keys.iter().enumerate() {
-            match self.inner.warm_get(key) {
+            match self.inner.buffer.get(key, |cell| cell.view()) {
                 Some(value) => values.push(value),
                 None => {
                     values.push(0);
@@ -727,10 +475,14 @@ impl CounterTrait for LaxCounter {
                 .iter()
                 .filter_map(|i| keys.get(*i).copied())
                 .collect();
-            let cells = self.inner.load(&missing_keys, true).await?;
+            let cells = self
+                .inner
+                .buffer
+                .load(&*self.inner, &missing_keys, true)
+                .await?;
             for (index, cell) in missing.iter().zip(cells) {
                 if let Some(slot) = values.get_mut(*index) {
-                    *slot = cell.view.load(Ordering::Acquire);
+                    *slot = cell.view();
                 }
             }
         }
@@ -762,10 +514,10 @@ impl CounterTrait for LaxCounter {
         if updates.is_empty() {
             return Ok(Vec::new());
         }
-        let _state = self.inner.lock_flushed().await?;
+        let guard = self.inner.buffer.lock_flushed(&*self.inner).await?;
         self.inner.store.set_many(updates).await?;
         for (key, value) in updates {
-            self.inner.settle_key(key, *value);
+            guard.settle(key, LaxRemote::new(*value));
         }
         Ok(updates.to_vec())
     }

@@ -1,6 +1,7 @@
 //! [`InstanceAwareCounterTrait`]: the operations both instance-aware counters offer.
 
-use async_trait::async_trait;
+use std::future::Future;
+
 use distkit_core::{CounterComparator, DistkitError, DistkitRedisKey};
 
 use crate::InstanceInfo;
@@ -17,8 +18,37 @@ use crate::InstanceInfo;
 /// applied the operation (the script may already be running in Redis), as
 /// for any Redis command; the counter's own state stays consistent either
 /// way, since its local memory is only updated from replies. A lax `inc` or
-/// `dec` is applied locally before the future is first polled to completion.
-#[async_trait]
+/// `dec` on a cached key is applied locally the first time its future is
+/// polled, and completes in that poll.
+///
+/// # Generic code
+///
+/// The methods return `impl Future + Send` (no boxing per call, as
+/// `CounterTrait` in `distkit-counter`): write code that works with either
+/// counter against `impl InstanceAwareCounterTrait` (or a generic parameter);
+/// the trait is not object safe.
+///
+/// ```
+/// use distkit_icounter::{DistkitError, DistkitRedisKey, InstanceAwareCounterTrait};
+///
+/// async fn connection_opened(
+///     counter: &impl InstanceAwareCounterTrait,
+///     key: &DistkitRedisKey,
+/// ) -> Result<i64, DistkitError> {
+///     let (cumulative, _mine) = counter.inc(key, 1).await?;
+///     Ok(cumulative)
+/// }
+/// # #[tokio::main] async fn main() -> Result<(), DistkitError> {
+/// # let conn = distkit_testkit::shared_server().connection_manager().await;
+/// # use distkit_icounter::*;
+/// # let prefix = DistkitRedisKey::try_from(distkit_testkit::unique_prefix("doc_generic"))?;
+/// let key = DistkitRedisKey::try_from("connections")?;
+/// let strict = StrictInstanceAwareCounter::new(StrictInstanceAwareCounterOptions::new(prefix.clone(), conn.clone()));
+/// let lax = LaxInstanceAwareCounter::new(LaxInstanceAwareCounterOptions::new(prefix, conn));
+/// assert_eq!(connection_opened(&*strict, &key).await?, 1);
+/// assert_eq!(connection_opened(&*lax, &key).await?, 2); // lax: 1 known + 1 local
+/// # Ok(()) }
+/// ```
 pub trait InstanceAwareCounterTrait: Send + Sync {
     /// Returns this instance's id.
     ///
@@ -49,7 +79,11 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(counter.inc(&key, 5).await?, (5, 5));
     /// # Ok(()) }
     /// ```
-    async fn inc(&self, key: &DistkitRedisKey, count: i64) -> Result<(i64, i64), DistkitError>;
+    fn inc(
+        &self,
+        key: &DistkitRedisKey,
+        count: i64,
+    ) -> impl Future<Output = Result<(i64, i64), DistkitError>> + Send;
 
     /// Subtracts `count` from this instance's slice (slices may go negative).
     ///
@@ -64,7 +98,11 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(counter.dec(&key, 2).await?, (-2, -2));
     /// # Ok(()) }
     /// ```
-    async fn dec(&self, key: &DistkitRedisKey, count: i64) -> Result<(i64, i64), DistkitError>;
+    fn dec(
+        &self,
+        key: &DistkitRedisKey,
+        count: i64,
+    ) -> impl Future<Output = Result<(i64, i64), DistkitError>> + Send;
 
     /// Reads `(cumulative, slice)` without changing them.
     ///
@@ -79,7 +117,10 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(counter.get(&key).await?, (0, 0));
     /// # Ok(()) }
     /// ```
-    async fn get(&self, key: &DistkitRedisKey) -> Result<(i64, i64), DistkitError>;
+    fn get(
+        &self,
+        key: &DistkitRedisKey,
+    ) -> impl Future<Output = Result<(i64, i64), DistkitError>> + Send;
 
     /// Sets the cumulative to `count` and bumps the key's epoch: this instance's slice becomes `count`, every other instance's slice is reset to 0 (lazily, before it contributes again).
     ///
@@ -94,7 +135,11 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(counter.set(&key, 100).await?, (100, 100));
     /// # Ok(()) }
     /// ```
-    async fn set(&self, key: &DistkitRedisKey, count: i64) -> Result<(i64, i64), DistkitError>;
+    fn set(
+        &self,
+        key: &DistkitRedisKey,
+        count: i64,
+    ) -> impl Future<Output = Result<(i64, i64), DistkitError>> + Send;
 
     /// Sets this instance's slice to `count` (no epoch bump); the cumulative moves by the difference.
     ///
@@ -110,11 +155,11 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(counter.set_on_instance(&key, 10).await?, (10, 10));
     /// # Ok(()) }
     /// ```
-    async fn set_on_instance(
+    fn set_on_instance(
         &self,
         key: &DistkitRedisKey,
         count: i64,
-    ) -> Result<(i64, i64), DistkitError>;
+    ) -> impl Future<Output = Result<(i64, i64), DistkitError>> + Send;
 
     /// Deletes the key globally and bumps its epoch; returns `(old cumulative, 0)`.
     ///
@@ -131,7 +176,10 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(counter.get(&key).await?, (0, 0));
     /// # Ok(()) }
     /// ```
-    async fn del(&self, key: &DistkitRedisKey) -> Result<(i64, i64), DistkitError>;
+    fn del(
+        &self,
+        key: &DistkitRedisKey,
+    ) -> impl Future<Output = Result<(i64, i64), DistkitError>> + Send;
 
     /// Removes this instance's slice; returns `(cumulative after, slice removed)`.
     ///
@@ -147,7 +195,10 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(counter.del_on_instance(&key).await?, (0, 4));
     /// # Ok(()) }
     /// ```
-    async fn del_on_instance(&self, key: &DistkitRedisKey) -> Result<(i64, i64), DistkitError>;
+    fn del_on_instance(
+        &self,
+        key: &DistkitRedisKey,
+    ) -> impl Future<Output = Result<(i64, i64), DistkitError>> + Send;
 
     /// Deletes every key of the prefix and starts a new epoch for all of them (one call).
     ///
@@ -164,7 +215,7 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(counter.get(&key).await?, (0, 0));
     /// # Ok(()) }
     /// ```
-    async fn clear(&self) -> Result<(), DistkitError>;
+    fn clear(&self) -> impl Future<Output = Result<(), DistkitError>> + Send;
 
     /// Sets every slice of this instance to 0, in pages of bounded size (one call per page: not atomic across pages).
     ///
@@ -181,7 +232,7 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(counter.get(&key).await?, (0, 0));
     /// # Ok(()) }
     /// ```
-    async fn clear_on_instance(&self) -> Result<(), DistkitError>;
+    fn clear_on_instance(&self) -> impl Future<Output = Result<(), DistkitError>> + Send;
 
     /// Adds `count` to this instance's slice if the cumulative matches `cmp`; otherwise changes nothing and returns the current values.
     ///
@@ -197,12 +248,12 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(counter.inc_if(&key, CounterComparator::Gt(10), 5).await?, (5, 5));
     /// # Ok(()) }
     /// ```
-    async fn inc_if(
+    fn inc_if(
         &self,
         key: &DistkitRedisKey,
         cmp: CounterComparator,
         count: i64,
-    ) -> Result<(i64, i64), DistkitError>;
+    ) -> impl Future<Output = Result<(i64, i64), DistkitError>> + Send;
 
     /// [`set`](Self::set) if the cumulative matches `cmp`.
     ///
@@ -217,12 +268,12 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(counter.set_if(&key, CounterComparator::Eq(0), 7).await?, (7, 7));
     /// # Ok(()) }
     /// ```
-    async fn set_if(
+    fn set_if(
         &self,
         key: &DistkitRedisKey,
         cmp: CounterComparator,
         count: i64,
-    ) -> Result<(i64, i64), DistkitError>;
+    ) -> impl Future<Output = Result<(i64, i64), DistkitError>> + Send;
 
     /// [`set_on_instance`](Self::set_on_instance) if this instance's slice matches `cmp`.
     ///
@@ -237,12 +288,12 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(counter.set_on_instance_if(&key, CounterComparator::Eq(0), 7).await?, (7, 7));
     /// # Ok(()) }
     /// ```
-    async fn set_on_instance_if(
+    fn set_on_instance_if(
         &self,
         key: &DistkitRedisKey,
         cmp: CounterComparator,
         count: i64,
-    ) -> Result<(i64, i64), DistkitError>;
+    ) -> impl Future<Output = Result<(i64, i64), DistkitError>> + Send;
 
     /// Reads several keys in one call; results keep the input order as `(key, cumulative, slice)`.
     ///
@@ -258,10 +309,10 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(counter.get_all(&[&key, &other]).await?, vec![(&key, 1, 1), (&other, 0, 0)]);
     /// # Ok(()) }
     /// ```
-    async fn get_all<'a>(
+    fn get_all<'a>(
         &self,
         keys: &[&'a DistkitRedisKey],
-    ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError>;
+    ) -> impl Future<Output = Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError>> + Send;
 
     /// Reads this instance's slice of several keys in one call, in input order.
     ///
@@ -277,10 +328,10 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(counter.get_all_on_instance(&[&key, &other]).await?, vec![(&key, 1), (&other, 0)]);
     /// # Ok(()) }
     /// ```
-    async fn get_all_on_instance<'a>(
+    fn get_all_on_instance<'a>(
         &self,
         keys: &[&'a DistkitRedisKey],
-    ) -> Result<Vec<(&'a DistkitRedisKey, i64)>, DistkitError>;
+    ) -> impl Future<Output = Result<Vec<(&'a DistkitRedisKey, i64)>, DistkitError>> + Send;
 
     /// [`inc`](Self::inc) on several keys in one call (duplicates apply in order). If one would overflow, it is skipped and the call returns [`DistkitError::CounterOverflow`]; the other updates are applied.
     ///
@@ -295,10 +346,10 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(counter.inc_all(&[(&key, 1), (&other, 2), (&key, 3)]).await?, vec![(&key, 1, 1), (&other, 2, 2), (&key, 4, 4)]);
     /// # Ok(()) }
     /// ```
-    async fn inc_all<'a>(
+    fn inc_all<'a>(
         &self,
         updates: &[(&'a DistkitRedisKey, i64)],
-    ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError>;
+    ) -> impl Future<Output = Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError>> + Send;
 
     /// [`inc_if`](Self::inc_if) on several keys in one call.
     ///
@@ -314,10 +365,10 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(out, vec![(&key, 1, 1), (&other, 0, 0)]);
     /// # Ok(()) }
     /// ```
-    async fn inc_all_if<'a>(
+    fn inc_all_if<'a>(
         &self,
         updates: &[(&'a DistkitRedisKey, CounterComparator, i64)],
-    ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError>;
+    ) -> impl Future<Output = Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError>> + Send;
 
     /// [`set`](Self::set) on several keys in one call.
     ///
@@ -332,10 +383,10 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(counter.set_all(&[(&key, 5), (&other, 6)]).await?, vec![(&key, 5, 5), (&other, 6, 6)]);
     /// # Ok(()) }
     /// ```
-    async fn set_all<'a>(
+    fn set_all<'a>(
         &self,
         updates: &[(&'a DistkitRedisKey, i64)],
-    ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError>;
+    ) -> impl Future<Output = Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError>> + Send;
 
     /// [`set_if`](Self::set_if) on several keys in one call.
     ///
@@ -351,10 +402,10 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(out, vec![(&key, 5, 5), (&other, 0, 0)]);
     /// # Ok(()) }
     /// ```
-    async fn set_all_if<'a>(
+    fn set_all_if<'a>(
         &self,
         updates: &[(&'a DistkitRedisKey, CounterComparator, i64)],
-    ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError>;
+    ) -> impl Future<Output = Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError>> + Send;
 
     /// [`set_on_instance`](Self::set_on_instance) on several keys in one call.
     ///
@@ -369,10 +420,10 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(counter.set_all_on_instance(&[(&key, 5), (&other, 6)]).await?, vec![(&key, 5, 5), (&other, 6, 6)]);
     /// # Ok(()) }
     /// ```
-    async fn set_all_on_instance<'a>(
+    fn set_all_on_instance<'a>(
         &self,
         updates: &[(&'a DistkitRedisKey, i64)],
-    ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError>;
+    ) -> impl Future<Output = Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError>> + Send;
 
     /// [`set_on_instance_if`](Self::set_on_instance_if) on several keys in one call.
     ///
@@ -388,10 +439,10 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(out, vec![(&key, 5, 5)]);
     /// # Ok(()) }
     /// ```
-    async fn set_all_on_instance_if<'a>(
+    fn set_all_on_instance_if<'a>(
         &self,
         updates: &[(&'a DistkitRedisKey, CounterComparator, i64)],
-    ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError>;
+    ) -> impl Future<Output = Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError>> + Send;
 
     /// The live instances of this prefix with their last heartbeat (server time, ms).
     ///
@@ -407,5 +458,7 @@ pub trait InstanceAwareCounterTrait: Send + Sync {
     /// assert_eq!(live.len(), 1);
     /// # Ok(()) }
     /// ```
-    async fn live_instances(&self) -> Result<Vec<InstanceInfo>, DistkitError>;
+    fn live_instances(
+        &self,
+    ) -> impl Future<Output = Result<Vec<InstanceInfo>, DistkitError>> + Send;
 }

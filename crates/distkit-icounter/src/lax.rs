@@ -1,15 +1,54 @@
 //! [`LaxInstanceAwareCounter`]: lock-free local `inc`/`dec`, flushed in
 //! batches.
+//!
+//! The buffer is `distkit_core::lax::LaxBuffer`, the same as
+//! `distkit_counter::LaxCounter`'s: each key this instance touched has a
+//! cell holding the local view of this instance's slice (confirmed slice
+//! plus pending delta) and the last cumulative Redis reported. The warm
+//! `inc`/`dec` finds the cell in a per-thread cache of cell handles and adds
+//! with one compare-and-swap: no lock, no allocation, no clock read.
+//!
+//! # Flushes
+//!
+//! Every `flush_interval` the pending deltas of every dirty key go to Redis
+//! in one `icounter/apply` call carrying this instance's flush sequence
+//! (continued from the last one Redis recorded for the instance id). A delta
+//! leaves the buffer only when Redis confirmed it; a batch whose reply was
+//! lost is resent unchanged and applied at most once. Keys read with `get`
+//! are refreshed by the same call. A tick with nothing to send sends
+//! nothing: the strict counter's background heartbeat keeps an idle
+//! instance alive.
+//!
+//! # Writes that act on Redis at once
+//!
+//! Every operation other than `inc`, `dec` and `inc_all` (and the reads)
+//! runs on the strict counter underneath, under the flush lock, after
+//! flushing: every delta recorded **before** the call started is in Redis
+//! when it runs (the call fails if that flush fails), so a `set` overwrites
+//! it, a `del` removes it, a conditional write compares against it. A delta
+//! recorded **while** the call runs is ordered after it and flushed later.
+//!
+//! # Reads
+//!
+//! `get` returns the local estimate `(cumulative, slice)` when the key was
+//! refreshed within `allowed_lag`: the values Redis last reported plus the
+//! deltas not yet confirmed. Otherwise it reads Redis (one round trip) and
+//! caches the key.
+//!
+//! # Memory
+//!
+//! A key with nothing pending that was neither written nor read for 50
+//! flush intervals (1 s with the default) is evicted from memory; the next
+//! operation on it reloads it.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use async_trait::async_trait;
-use dashmap::DashMap;
-use distkit_core::{CounterComparator, DistkitError, DistkitRedisKey, spawn_weak_loop};
+use distkit_core::lax::{
+    LaxAdd, LaxBackend, LaxBatchEntry, LaxBuffer, LaxCell, LaxFlushed, LaxRemote,
+};
+use distkit_core::{CounterComparator, DistkitError, DistkitRedisKey};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use crate::instance::InstanceInfo;
 use crate::protocol::{Op, OpKind};
@@ -17,75 +56,179 @@ use crate::{
     InstanceAwareCounterTrait, LaxInstanceAwareCounterOptions, StrictInstanceAwareCounter,
 };
 
-/// Local state of one key.
-#[derive(Debug)]
-struct Cell {
-    /// Deltas not yet sent.
-    pending: AtomicI64,
-    /// Deltas sent in a batch whose reply has not arrived.
-    in_flight: AtomicI64,
-    /// Last cumulative and slice reported by Redis.
-    cumulative: AtomicI64,
-    slice: AtomicI64,
-    /// When the remote values were last refreshed.
-    fetched_at: Mutex<Option<Instant>>,
+/// The strict counter underneath and the buffer in front of it.
+struct LaxInner {
+    strict: Arc<StrictInstanceAwareCounter>,
+    buffer: LaxBuffer,
 }
 
-impl Cell {
-    fn new() -> Self {
-        Self {
-            pending: AtomicI64::new(0),
-            in_flight: AtomicI64::new(0),
-            cumulative: AtomicI64::new(0),
-            slice: AtomicI64::new(0),
-            fetched_at: Mutex::new(None),
+/// `(cumulative, slice)` as this instance sees them: the last values Redis
+/// reported plus the pending delta.
+fn estimate(cell: &LaxCell, view: i64) -> (i64, i64) {
+    let pending = i128::from(view) - i128::from(cell.confirmed());
+    let cumulative = i128::from(cell.aux()) + pending;
+    let cumulative =
+        i64::try_from(cumulative).unwrap_or(if cumulative < 0 { i64::MIN } else { i64::MAX });
+    (cumulative, view)
+}
+
+fn remote((cumulative, slice): (i64, i64)) -> LaxRemote {
+    LaxRemote {
+        value: slice,
+        aux: cumulative,
+    }
+}
+
+impl LaxBackend for LaxInner {
+    fn buffer(&self) -> &LaxBuffer {
+        &self.buffer
+    }
+
+    async fn load(&self, keys: &[&DistkitRedisKey]) -> Result<Vec<LaxRemote>, DistkitError> {
+        let values = self.strict.get_all(keys).await?;
+        Ok(values
+            .into_iter()
+            .map(|(_, cumulative, slice)| remote((cumulative, slice)))
+            .collect())
+    }
+
+    async fn send(
+        &self,
+        sequence: u64,
+        batch: &[LaxBatchEntry],
+    ) -> Result<Vec<LaxFlushed>, DistkitError> {
+        // A delta outside the i64 range cannot travel: it is refused here
+        // (and the key only read).
+        let deltas: Vec<Option<i64>> = batch
+            .iter()
+            .map(|entry| i64::try_from(entry.delta()).ok())
+            .collect();
+        let ops: Vec<Op> = batch
+            .iter()
+            .zip(&deltas)
+            .map(|(entry, delta)| match delta {
+                Some(delta) if *delta != 0 => Op::new(
+                    OpKind::Inc,
+                    entry.key().as_str(),
+                    *delta,
+                    CounterComparator::Nil,
+                ),
+                _ => Op::new(OpKind::Get, entry.key().as_str(), 0, CounterComparator::Nil),
+            })
+            .collect();
+        let results = self.strict.apply_flush(&ops, sequence).await?;
+        Ok(results
+            .into_iter()
+            .zip(&deltas)
+            .map(|(result, delta)| match (result, delta) {
+                (Some(values), Some(_)) => LaxFlushed::Applied(remote(values)),
+                (Some(values), None) => LaxFlushed::Refused(Some(remote(values))),
+                (None, _) => LaxFlushed::Refused(None),
+            })
+            .collect())
+    }
+
+    async fn last_sequence(&self) -> Result<u64, DistkitError> {
+        let mut conn = self.strict.connection();
+        let last: Option<u64> = distkit_core::redis::cmd("HGET")
+            .arg(self.strict.flushes_key())
+            .arg(self.strict.instance_id())
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| DistkitError::redis("icounter.flush", e))?;
+        Ok(last.unwrap_or(0))
+    }
+}
+
+impl LaxInner {
+    /// Adds `delta` to this instance's slice of `key`: the warm path, or the
+    /// boxed cold path (boxed so that the future of a warm `inc` stays
+    /// small).
+    #[inline]
+    async fn add(
+        &self,
+        operation: &'static str,
+        key: &DistkitRedisKey,
+        delta: i64,
+        operand: i64,
+    ) -> Result<(i64, i64), DistkitError> {
+        let added = match self.buffer.add(key, delta, estimate) {
+            LaxAdd::Added(values) => Some(values),
+            LaxAdd::Overflow => None,
+            LaxAdd::Cold => Box::pin(self.buffer.add_cold(self, key, delta, estimate)).await?,
+        };
+        added.ok_or_else(|| DistkitError::CounterOverflow {
+            operation,
+            key: key.as_str().to_owned(),
+            operand,
+        })
+    }
+
+    /// Local estimates of `keys`, reading from Redis (and caching) the keys
+    /// not refreshed within the allowed lag.
+    async fn get_all<'a>(
+        &self,
+        keys: &[&'a DistkitRedisKey],
+    ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError> {
+        let mut values = Vec::with_capacity(keys.len());
+        let mut missing = Vec::new();
+        for (index, key) in keys.iter().enumerate() {
+            match self.buffer.get(key, |cell| estimate(cell, cell.view())) {
+                Some((cumulative, slice)) => values.push((*key, cumulative, slice)),
+                None => {
+                    values.push((*key, 0, 0));
+                    missing.push(index);
+                }
+            }
         }
-    }
-
-    fn estimate(&self) -> (i64, i64) {
-        let local = self
-            .pending
-            .load(Ordering::Acquire)
-            .saturating_add(self.in_flight.load(Ordering::Acquire));
-        (
-            self.cumulative
-                .load(Ordering::Acquire)
-                .saturating_add(local),
-            self.slice.load(Ordering::Acquire).saturating_add(local),
-        )
-    }
-
-    fn store_remote(&self, cumulative: i64, slice: i64) {
-        self.cumulative.store(cumulative, Ordering::Release);
-        self.slice.store(slice, Ordering::Release);
-        if let Ok(mut at) = self.fetched_at.lock() {
-            *at = Some(Instant::now());
+        if !missing.is_empty() {
+            let missing_keys: Vec<&DistkitRedisKey> = missing
+                .iter()
+                .filter_map(|i| keys.get(*i).copied())
+                .collect();
+            let cells = self.buffer.load(self, &missing_keys, true).await?;
+            for (index, cell) in missing.iter().zip(cells) {
+                if let Some(slot) = values.get_mut(*index) {
+                    let (cumulative, slice) = estimate(&cell, cell.view());
+                    slot.1 = cumulative;
+                    slot.2 = slice;
+                }
+            }
         }
+        Ok(values)
     }
 
-    fn fresh(&self, allowed_lag: Duration) -> bool {
-        self.fetched_at
-            .lock()
-            .ok()
-            .and_then(|at| *at)
-            .is_some_and(|at| at.elapsed() <= allowed_lag)
+    /// Runs `operation` on the strict counter with the buffer flushed and
+    /// the flush lock held, then settles the cells of the keys it returned.
+    async fn settled_all<'a, F>(
+        &self,
+        operation: F,
+    ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError>
+    where
+        F: Future<Output = Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError>>,
+    {
+        let guard = self.buffer.lock_flushed(self).await?;
+        let values = operation.await?;
+        for (key, cumulative, slice) in &values {
+            guard.settle(key, remote((*cumulative, *slice)));
+        }
+        Ok(values)
     }
-}
 
-/// A batch sent to Redis, kept until Redis confirmed it.
-#[derive(Debug)]
-struct Batch {
-    seq: u64,
-    deltas: Vec<(String, i64)>,
-}
-
-#[derive(Debug, Default)]
-struct FlushState {
-    /// Sequence of the next batch; 0 until read from Redis.
-    next_seq: u64,
-    /// A batch whose outcome is unknown (the call failed): resent as is,
-    /// with the same sequence, before anything else.
-    unconfirmed: Option<Batch>,
+    /// As [`settled_all`](Self::settled_all) for one key.
+    async fn settled<F>(
+        &self,
+        key: &DistkitRedisKey,
+        operation: F,
+    ) -> Result<(i64, i64), DistkitError>
+    where
+        F: Future<Output = Result<(i64, i64), DistkitError>>,
+    {
+        let guard = self.buffer.lock_flushed(self).await?;
+        let values = operation.await?;
+        guard.settle(key, remote(values));
+        Ok(values)
+    }
 }
 
 /// An instance-aware counter that buffers `inc`/`dec` in memory.
@@ -97,10 +240,12 @@ struct FlushState {
 /// delta leaves the buffer only when Redis confirmed it, and a batch that is
 /// resent after a lost reply is applied at most once. Flushes also stamp
 /// the instance's heartbeat. Every other operation flushes first and then
-/// runs on the strict counter.
+/// runs on the strict counter (see the crate docs for the exact rule).
 ///
-/// Pending deltas are lost if the counter is dropped without
-/// [`shutdown`](Self::shutdown) (or a final [`flush`](Self::flush)).
+/// Pending deltas are lost if the process dies before they are flushed:
+/// call [`shutdown`](Self::shutdown) (or [`flush`](Self::flush)) before a
+/// planned exit. Dropping the counter starts a best-effort final flush on
+/// the current Tokio runtime.
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> Result<(), distkit_icounter::DistkitError> {
@@ -118,19 +263,15 @@ struct FlushState {
 /// # Ok(()) }
 /// ```
 pub struct LaxInstanceAwareCounter {
-    strict: Arc<StrictInstanceAwareCounter>,
-    cells: DashMap<String, Arc<Cell>>,
-    flush_state: tokio::sync::Mutex<FlushState>,
-    allowed_lag: Duration,
+    inner: Arc<LaxInner>,
     flush_task: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for LaxInstanceAwareCounter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LaxInstanceAwareCounter")
-            .field("strict", &self.strict)
-            .field("cells", &self.cells.len())
-            .field("allowed_lag", &self.allowed_lag)
+            .field("strict", &self.inner.strict)
+            .field("buffer", &self.inner.buffer)
             .finish_non_exhaustive()
     }
 }
@@ -142,6 +283,8 @@ impl Drop for LaxInstanceAwareCounter {
         {
             task.abort();
         }
+        // Best effort: flush what is still buffered on the current runtime.
+        LaxBuffer::spawn_final_flush(Arc::clone(&self.inner));
     }
 }
 
@@ -161,22 +304,15 @@ impl LaxInstanceAwareCounter {
     /// # Ok(()) }
     /// ```
     pub fn new(options: LaxInstanceAwareCounterOptions) -> Arc<Self> {
-        let counter = Arc::new(Self {
+        let inner = Arc::new(LaxInner {
             strict: StrictInstanceAwareCounter::new(options.strict()),
-            cells: DashMap::new(),
-            flush_state: tokio::sync::Mutex::new(FlushState::default()),
-            allowed_lag: options.allowed_lag,
-            flush_task: Mutex::new(None),
+            buffer: LaxBuffer::new(options.flush_interval, options.allowed_lag),
         });
-        let task = spawn_weak_loop(&counter, options.flush_interval, |counter| async move {
-            if let Err(error) = counter.flush().await {
-                tracing::debug!(instance = %counter.instance_id(), %error, "distkit: icounter flush failed; retried next tick");
-            }
-        });
-        if let Ok(mut slot) = counter.flush_task.lock() {
-            *slot = task;
-        }
-        counter
+        let task = LaxBuffer::spawn_flush_loop(&inner);
+        Arc::new(Self {
+            inner,
+            flush_task: Mutex::new(task),
+        })
     }
 
     /// This instance's id.
@@ -191,7 +327,7 @@ impl LaxInstanceAwareCounter {
     /// # Ok(()) }
     /// ```
     pub fn instance_id(&self) -> &str {
-        self.strict.instance_id()
+        self.inner.strict.instance_id()
     }
 
     /// The strict counter underneath (same instance id): reads through it
@@ -207,7 +343,7 @@ impl LaxInstanceAwareCounter {
     /// # Ok(()) }
     /// ```
     pub fn strict(&self) -> &Arc<StrictInstanceAwareCounter> {
-        &self.strict
+        &self.inner.strict
     }
 
     /// Sends every pending delta to Redis now (one call), after resending a
@@ -232,39 +368,7 @@ impl LaxInstanceAwareCounter {
     /// # Ok(()) }
     /// ```
     pub async fn flush(&self) -> Result<(), DistkitError> {
-        let mut state = self.flush_state.lock().await;
-        if state.next_seq == 0 {
-            state.next_seq = self.last_flush_seq().await?.saturating_add(1);
-        }
-        if let Some(batch) = state.unconfirmed.take() {
-            // Keep it until confirmed, even if this future is dropped.
-            state.unconfirmed = Some(Batch {
-                seq: batch.seq,
-                deltas: batch.deltas.clone(),
-            });
-            self.send(&batch).await?;
-            state.unconfirmed = None;
-        }
-        let mut deltas = Vec::new();
-        for entry in self.cells.iter() {
-            let delta = entry.pending.swap(0, Ordering::AcqRel);
-            if delta != 0 {
-                entry.in_flight.fetch_add(delta, Ordering::AcqRel);
-                deltas.push((entry.key().clone(), delta));
-            }
-        }
-        let batch = Batch {
-            seq: state.next_seq,
-            deltas,
-        };
-        state.next_seq = state.next_seq.saturating_add(1);
-        state.unconfirmed = Some(Batch {
-            seq: batch.seq,
-            deltas: batch.deltas.clone(),
-        });
-        self.send(&batch).await?;
-        state.unconfirmed = None;
-        Ok(())
+        self.inner.buffer.flush(&*self.inner).await
     }
 
     /// Flushes pending deltas and stops the flush loop; call before the
@@ -288,119 +392,55 @@ impl LaxInstanceAwareCounter {
         self.flush().await
     }
 
-    async fn last_flush_seq(&self) -> Result<u64, DistkitError> {
-        let mut conn = self.strict.connection();
-        let last: Option<u64> = distkit_core::redis::cmd("HGET")
-            .arg(self.strict.flushes_key())
-            .arg(self.instance_id())
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| DistkitError::redis("icounter.flush", e))?;
-        Ok(last.unwrap_or(0))
+    /// How many keys are cached in memory (quiet keys are evicted).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), distkit_icounter::DistkitError> {
+    /// # let conn = distkit_testkit::shared_server().connection_manager().await;
+    /// # use distkit_icounter::*;
+    /// # let prefix = DistkitRedisKey::try_from(distkit_testkit::unique_prefix("doc_cached"))?;
+    /// let counter = LaxInstanceAwareCounter::new(LaxInstanceAwareCounterOptions::new(prefix, conn));
+    /// counter.inc(&DistkitRedisKey::try_from("k")?, 1).await?;
+    /// assert_eq!(counter.cached_keys(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn cached_keys(&self) -> usize {
+        self.inner.buffer.cached_keys()
     }
 
-    async fn send(&self, batch: &Batch) -> Result<(), DistkitError> {
-        let ops: Vec<Op> = batch
-            .deltas
-            .iter()
-            .map(|(key, delta)| Op::new(OpKind::Inc, key, *delta, CounterComparator::Nil))
-            .collect();
-        // An empty batch is a heartbeat.
-        let results = self.strict.apply_flush(&ops, batch.seq).await?;
-        for ((key, delta), result) in batch.deltas.iter().zip(results) {
-            if let Some(cell) = self.cells.get(key) {
-                match result {
-                    Some((cumulative, slice)) => cell.store_remote(cumulative, slice),
-                    None => tracing::error!(
-                        key,
-                        delta,
-                        "distkit: icounter flush would overflow i64; delta dropped"
-                    ),
-                }
-                cell.in_flight.fetch_sub(*delta, Ordering::AcqRel);
-            }
-        }
-        Ok(())
-    }
-
-    fn cell(&self, key: &DistkitRedisKey) -> Option<Arc<Cell>> {
-        self.cells.get(key.as_str()).map(|cell| Arc::clone(&cell))
-    }
-
-    async fn cold_cell(&self, key: &DistkitRedisKey) -> Result<Arc<Cell>, DistkitError> {
-        if let Some(cell) = self.cell(key) {
-            return Ok(cell);
-        }
-        let (cumulative, slice) = self.strict.get(key).await?;
-        let cell = self
-            .cells
-            .entry(key.as_str().to_owned())
-            .or_insert_with(|| {
-                let cell = Cell::new();
-                cell.store_remote(cumulative, slice);
-                Arc::new(cell)
-            })
-            .clone();
-        Ok(cell)
-    }
-
-    fn add(cell: &Cell, key: &DistkitRedisKey, delta: i64) -> Result<(i64, i64), DistkitError> {
-        cell.pending
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |pending| {
-                pending.checked_add(delta)
-            })
-            .map_err(|_| DistkitError::CounterOverflow {
-                operation: "icounter.inc",
-                key: key.as_str().to_owned(),
-                operand: delta,
-            })?;
-        Ok(cell.estimate())
-    }
-
-    async fn local_add(
-        &self,
-        key: &DistkitRedisKey,
-        delta: i64,
-    ) -> Result<(i64, i64), DistkitError> {
-        if let Some(cell) = self.cell(key) {
-            return Self::add(&cell, key, delta);
-        }
-        let cell = self.cold_cell(key).await?;
-        Self::add(&cell, key, delta)
-    }
-
-    fn record(&self, key: &DistkitRedisKey, values: (i64, i64)) -> (i64, i64) {
-        match self.cell(key) {
-            Some(cell) => {
-                cell.store_remote(values.0, values.1);
-                cell.estimate()
-            }
-            None => values,
-        }
-    }
-
-    fn record_all<'a>(
-        &self,
-        values: Vec<(&'a DistkitRedisKey, i64, i64)>,
-    ) -> Vec<(&'a DistkitRedisKey, i64, i64)> {
-        values
-            .into_iter()
-            .map(|(key, cumulative, slice)| {
-                let (cumulative, slice) = self.record(key, (cumulative, slice));
-                (key, cumulative, slice)
-            })
-            .collect()
+    /// How many flushed deltas Redis refused because a stored value would
+    /// have left the `i64` range; each is dropped and logged with
+    /// `tracing::error!` (the `inc` that recorded it had returned `Ok`).
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), distkit_icounter::DistkitError> {
+    /// # let conn = distkit_testkit::shared_server().connection_manager().await;
+    /// # use distkit_icounter::*;
+    /// let counter = LaxInstanceAwareCounter::new(LaxInstanceAwareCounterOptions::new(
+    ///     DistkitRedisKey::try_from("my_app")?,
+    ///     conn,
+    /// ));
+    /// assert_eq!(counter.refused_overflows(), 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn refused_overflows(&self) -> u64 {
+        self.inner.buffer.refused_overflows()
     }
 }
 
-#[async_trait]
 impl InstanceAwareCounterTrait for LaxInstanceAwareCounter {
     fn instance_id(&self) -> &str {
-        self.strict.instance_id()
+        self.inner.strict.instance_id()
     }
 
-    async fn inc(&self, key: &DistkitRedisKey, count: i64) -> Result<(i64, i64), DistkitError> {
-        self.local_add(key, count).await
+    // The future of `LaxInner::add` itself: no extra state machine around
+    // the warm path.
+    fn inc(
+        &self,
+        key: &DistkitRedisKey,
+        count: i64,
+    ) -> impl Future<Output = Result<(i64, i64), DistkitError>> + Send {
+        self.inner.add("icounter.inc", key, count, count)
     }
 
     async fn dec(&self, key: &DistkitRedisKey, count: i64) -> Result<(i64, i64), DistkitError> {
@@ -411,26 +451,27 @@ impl InstanceAwareCounterTrait for LaxInstanceAwareCounter {
                 key: key.as_str().to_owned(),
                 operand: count,
             })?;
-        self.local_add(key, negated).await
+        self.inner.add("icounter.dec", key, negated, count).await
     }
 
     async fn get(&self, key: &DistkitRedisKey) -> Result<(i64, i64), DistkitError> {
-        if let Some(cell) = self.cell(key)
-            && cell.fresh(self.allowed_lag)
+        if let Some(values) = self
+            .inner
+            .buffer
+            .get(key, |cell| estimate(cell, cell.view()))
         {
-            return Ok(cell.estimate());
+            return Ok(values);
         }
-        let values = self.strict.get(key).await?;
-        match self.cell(key) {
-            Some(_) => Ok(self.record(key, values)),
-            None => Ok(values),
-        }
+        let values = Box::pin(self.inner.get_all(&[key])).await?;
+        values
+            .first()
+            .map(|(_, cumulative, slice)| (*cumulative, *slice))
+            .ok_or_else(|| DistkitError::unexpected_reply("icounter.get", "no value"))
     }
 
     async fn set(&self, key: &DistkitRedisKey, count: i64) -> Result<(i64, i64), DistkitError> {
-        self.flush().await?;
-        let values = self.strict.set(key, count).await?;
-        Ok(self.record(key, values))
+        let inner = &self.inner;
+        inner.settled(key, inner.strict.set(key, count)).await
     }
 
     async fn set_on_instance(
@@ -438,42 +479,48 @@ impl InstanceAwareCounterTrait for LaxInstanceAwareCounter {
         key: &DistkitRedisKey,
         count: i64,
     ) -> Result<(i64, i64), DistkitError> {
-        self.flush().await?;
-        let values = self.strict.set_on_instance(key, count).await?;
-        Ok(self.record(key, values))
+        let inner = &self.inner;
+        inner
+            .settled(key, inner.strict.set_on_instance(key, count))
+            .await
     }
 
     async fn del(&self, key: &DistkitRedisKey) -> Result<(i64, i64), DistkitError> {
-        self.flush().await?;
-        let values = self.strict.del(key).await?;
-        self.record(key, (0, 0));
+        let inner = &self.inner;
+        let guard = inner.buffer.lock_flushed(&**inner).await?;
+        let values = inner.strict.del(key).await?;
+        guard.settle(key, LaxRemote::default());
         Ok(values)
     }
 
     async fn del_on_instance(&self, key: &DistkitRedisKey) -> Result<(i64, i64), DistkitError> {
-        self.flush().await?;
-        let (cumulative, removed) = self.strict.del_on_instance(key).await?;
-        self.record(key, (cumulative, 0));
+        let inner = &self.inner;
+        let guard = inner.buffer.lock_flushed(&**inner).await?;
+        let (cumulative, removed) = inner.strict.del_on_instance(key).await?;
+        guard.settle(key, remote((cumulative, 0)));
         Ok((cumulative, removed))
     }
 
     async fn clear(&self) -> Result<(), DistkitError> {
-        self.flush().await?;
-        self.strict.clear().await?;
-        for cell in self.cells.iter() {
-            cell.store_remote(0, 0);
-        }
+        let inner = &self.inner;
+        let guard = inner.buffer.lock_flushed(&**inner).await?;
+        inner.strict.clear().await?;
+        guard.settle_all(|_| LaxRemote::default(), false);
         Ok(())
     }
 
     async fn clear_on_instance(&self) -> Result<(), DistkitError> {
-        self.flush().await?;
-        self.strict.clear_on_instance().await?;
-        for cell in self.cells.iter() {
-            if let Ok(mut at) = cell.fetched_at.lock() {
-                *at = None;
-            }
-        }
+        let inner = &self.inner;
+        let guard = inner.buffer.lock_flushed(&**inner).await?;
+        inner.strict.clear_on_instance().await?;
+        // This instance's slices are 0 now; the cumulatives are read again.
+        guard.settle_all(
+            |cell| LaxRemote {
+                value: 0,
+                aux: cell.aux().saturating_sub(cell.confirmed()),
+            },
+            true,
+        );
         Ok(())
     }
 
@@ -483,9 +530,10 @@ impl InstanceAwareCounterTrait for LaxInstanceAwareCounter {
         cmp: CounterComparator,
         count: i64,
     ) -> Result<(i64, i64), DistkitError> {
-        self.flush().await?;
-        let values = self.strict.inc_if(key, cmp, count).await?;
-        Ok(self.record(key, values))
+        let inner = &self.inner;
+        inner
+            .settled(key, inner.strict.inc_if(key, cmp, count))
+            .await
     }
 
     async fn set_if(
@@ -494,9 +542,10 @@ impl InstanceAwareCounterTrait for LaxInstanceAwareCounter {
         cmp: CounterComparator,
         count: i64,
     ) -> Result<(i64, i64), DistkitError> {
-        self.flush().await?;
-        let values = self.strict.set_if(key, cmp, count).await?;
-        Ok(self.record(key, values))
+        let inner = &self.inner;
+        inner
+            .settled(key, inner.strict.set_if(key, cmp, count))
+            .await
     }
 
     async fn set_on_instance_if(
@@ -505,24 +554,24 @@ impl InstanceAwareCounterTrait for LaxInstanceAwareCounter {
         cmp: CounterComparator,
         count: i64,
     ) -> Result<(i64, i64), DistkitError> {
-        self.flush().await?;
-        let values = self.strict.set_on_instance_if(key, cmp, count).await?;
-        Ok(self.record(key, values))
+        let inner = &self.inner;
+        inner
+            .settled(key, inner.strict.set_on_instance_if(key, cmp, count))
+            .await
     }
 
     async fn get_all<'a>(
         &self,
         keys: &[&'a DistkitRedisKey],
     ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError> {
-        let values = self.strict.get_all(keys).await?;
-        Ok(self.record_all(values))
+        self.inner.get_all(keys).await
     }
 
     async fn get_all_on_instance<'a>(
         &self,
         keys: &[&'a DistkitRedisKey],
     ) -> Result<Vec<(&'a DistkitRedisKey, i64)>, DistkitError> {
-        let values = self.get_all(keys).await?;
+        let values = self.inner.get_all(keys).await?;
         Ok(values
             .into_iter()
             .map(|(key, _, slice)| (key, slice))
@@ -535,7 +584,10 @@ impl InstanceAwareCounterTrait for LaxInstanceAwareCounter {
     ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError> {
         let mut out = Vec::with_capacity(updates.len());
         for (key, count) in updates {
-            let (cumulative, slice) = self.local_add(key, *count).await?;
+            let (cumulative, slice) = self
+                .inner
+                .add("icounter.inc_all", key, *count, *count)
+                .await?;
             out.push((*key, cumulative, slice));
         }
         Ok(out)
@@ -545,48 +597,47 @@ impl InstanceAwareCounterTrait for LaxInstanceAwareCounter {
         &self,
         updates: &[(&'a DistkitRedisKey, CounterComparator, i64)],
     ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError> {
-        self.flush().await?;
-        let values = self.strict.inc_all_if(updates).await?;
-        Ok(self.record_all(values))
+        let inner = &self.inner;
+        inner.settled_all(inner.strict.inc_all_if(updates)).await
     }
 
     async fn set_all<'a>(
         &self,
         updates: &[(&'a DistkitRedisKey, i64)],
     ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError> {
-        self.flush().await?;
-        let values = self.strict.set_all(updates).await?;
-        Ok(self.record_all(values))
+        let inner = &self.inner;
+        inner.settled_all(inner.strict.set_all(updates)).await
     }
 
     async fn set_all_if<'a>(
         &self,
         updates: &[(&'a DistkitRedisKey, CounterComparator, i64)],
     ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError> {
-        self.flush().await?;
-        let values = self.strict.set_all_if(updates).await?;
-        Ok(self.record_all(values))
+        let inner = &self.inner;
+        inner.settled_all(inner.strict.set_all_if(updates)).await
     }
 
     async fn set_all_on_instance<'a>(
         &self,
         updates: &[(&'a DistkitRedisKey, i64)],
     ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError> {
-        self.flush().await?;
-        let values = self.strict.set_all_on_instance(updates).await?;
-        Ok(self.record_all(values))
+        let inner = &self.inner;
+        inner
+            .settled_all(inner.strict.set_all_on_instance(updates))
+            .await
     }
 
     async fn set_all_on_instance_if<'a>(
         &self,
         updates: &[(&'a DistkitRedisKey, CounterComparator, i64)],
     ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError> {
-        self.flush().await?;
-        let values = self.strict.set_all_on_instance_if(updates).await?;
-        Ok(self.record_all(values))
+        let inner = &self.inner;
+        inner
+            .settled_all(inner.strict.set_all_on_instance_if(updates))
+            .await
     }
 
     async fn live_instances(&self) -> Result<Vec<InstanceInfo>, DistkitError> {
-        self.strict.live_instances().await
+        self.inner.strict.live_instances().await
     }
 }

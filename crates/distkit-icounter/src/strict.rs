@@ -4,7 +4,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use dashmap::DashMap;
 use distkit_core::redis::Value;
 use distkit_core::{
@@ -614,7 +613,6 @@ fn zip_keys<'a>(
         .collect()
 }
 
-#[async_trait]
 impl InstanceAwareCounterTrait for StrictInstanceAwareCounter {
     fn instance_id(&self) -> &str {
         &self.instance_id
