@@ -14,8 +14,11 @@
 //!
 //! - Liveness uses Redis server time only. An instance silent for longer
 //!   than `dead_instance_threshold_ms` is removed by the next operation of
-//!   any instance of the prefix; each of its slices is subtracted exactly
-//!   once, at most 200 entries per call (the rest by later calls).
+//!   any instance of the prefix, at most threshold/10 after the threshold
+//!   (a heartbeat is stored at most every threshold/10, so
+//!   [`live_instances`](InstanceAwareCounterTrait::live_instances) may show
+//!   one up to that old); each of its slices is subtracted exactly once, at
+//!   most 200 entries per call (the rest by later calls).
 //! - A live instance stays live while its counter object exists: every
 //!   operation and a background heartbeat (threshold/3) stamp it.
 //! - An instance that was declared dead and comes back restores its slices
