@@ -124,6 +124,15 @@ local function distkit_window_count(w, s, index)
   return tonumber(redis.call('HGET', w.key, w.prefixes[s] .. index)) or 0
 end
 
+-- Takes back up to `units` of series s from bucket `index` (a hybrid
+-- instance returning the unused part of a lease): only while that bucket
+-- is live, and never below 0.
+local function distkit_window_take_back(w, s, index, units)
+  if units <= 0 then return end
+  local back = math.min(units, distkit_window_count(w, s, index))
+  if back > 0 then distkit_window_add(w, s, index, -back) end
+end
+
 -- Units of series s per live bucket, oldest first (one HMGET of n - 1
 -- fields, plus the current bucket as changed so far; for refusals, which
 -- need the buckets in order).

@@ -40,10 +40,7 @@ local back_units = tonumber(ARGV[7])
 
 local w = distkit_window_open(KEYS[1], {''}, bucket_ms, n)
 
-if back_units > 0 then
-  local back = math.min(back_units, distkit_window_count(w, 1, back_bucket))
-  if back > 0 then distkit_window_add(w, 1, back_bucket, -back) end
-end
+distkit_window_take_back(w, 1, back_bucket, back_units)
 
 local admitted = w.totals[1]
 local bucket_left = (w.current + 1) * bucket_ms - w.now_ms

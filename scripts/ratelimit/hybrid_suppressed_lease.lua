@@ -50,10 +50,7 @@ local cost = tonumber(ARGV[10])
 
 local w = distkit_window_open(KEYS[1], {'a', 'o'}, bucket_ms, n)
 
-if back_units > 0 then
-  local back = math.min(back_units, distkit_window_count(w, 1, back_bucket))
-  if back > 0 then distkit_window_add(w, 1, back_bucket, -back) end
-end
+distkit_window_take_back(w, 1, back_bucket, back_units)
 local live = back_bucket >= w.oldest and back_bucket <= w.current
 local observed_now = cost
 if back_observed > 0 and live then
