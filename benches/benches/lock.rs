@@ -92,6 +92,7 @@ impl Uncontended {
             .arg(0)
             .arg(86_400_000)
             .arg(0)
+            .arg(0)
             .invoke_async(&mut conn)
             .await
             .expect("acquire script");
@@ -147,7 +148,7 @@ fn lock(c: &mut Criterion) {
         acquire: lock_script("acquire_write"),
         release: lock_script("release_write"),
         names: [
-            "owner", "readers", "pending", "fence", "waiting", "released",
+            "owner", "readers", "pending", "fence", "waiters", "released",
         ]
         .map(|part| format!("{base}:{part}")),
         tokens: AtomicU64::new(0),

@@ -4,16 +4,18 @@
 -- KEYS[2] readers  zset: reader owner token -> lease expiry (server ms)
 -- KEYS[3] pending  zset: waiting writer token -> mark expiry (server ms)
 -- KEYS[4] fence    string: the last fencing token handed out (decimal)
--- KEYS[5] waiting  string: until when (server ms) some waiter waits
+-- KEYS[5] waiters  zset: waiting caller token -> mark expiry (server ms)
 -- ARGV[1] owner token of this acquisition (unique per acquisition)
 -- ARGV[2] lease ttl in ms (positive integer)
 -- ARGV[3] fence key ttl in ms
--- ARGV[4] waiting-mark ttl in ms; "0" leaves no mark when busy
+-- ARGV[4] waiter-mark ttl in ms; "0" leaves no mark when busy
+-- ARGV[5] "1" when an earlier attempt of this acquisition left a waiter
+--         mark (it is removed on success), "0" otherwise
 --
 -- Returns {1, fencing_token} when acquired, {0, "writer"} when a writer holds
 -- the lease, {0, "pending"} when a writer waits (writer preference: new
 -- readers wait behind it until it acquires, gives up, or its mark expires).
--- When busy and ARGV[4] > 0 the lock is marked as waited on, as in
+-- When busy and ARGV[4] > 0 the caller is (re)marked as a waiter, as in
 -- acquire_write.lua.
 --
 -- Complexity: O(log n + e) with n readers/pending writers and e expired
@@ -28,15 +30,15 @@ local now_us = t[1] .. string.format('%06d', tonumber(t[2]))
 local token = ARGV[1]
 local ttl_ms = tonumber(ARGV[2])
 
--- Marks the lock as waited on until now + ARGV[4] ms (never shortening a
--- longer mark of another waiter), so that release_write publishes.
+-- (Re)marks the caller as a waiter until now + ARGV[4] ms, so that
+-- release_write publishes; the key lives as long as its longest mark.
 local function mark_waiting()
   local wait_ttl_ms = tonumber(ARGV[4])
   if wait_ttl_ms > 0 then
-    local until_ms = string.format('%.0f', now_ms + wait_ttl_ms)
-    local current = tonumber(redis.call('GET', KEYS[5]) or '0')
-    if not current or current < tonumber(until_ms) then
-      redis.call('SET', KEYS[5], until_ms, 'PXAT', until_ms)
+    redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now_ms)
+    redis.call('ZADD', KEYS[5], now_ms + wait_ttl_ms, token)
+    if redis.call('PTTL', KEYS[5]) < wait_ttl_ms then
+      redis.call('PEXPIRE', KEYS[5], wait_ttl_ms)
     end
   end
 end
@@ -63,6 +65,9 @@ end
 redis.call('ZADD', KEYS[2], now_ms + ttl_ms, token)
 if pttl < ttl_ms then
   redis.call('PEXPIRE', KEYS[2], ttl_ms)
+end
+if ARGV[5] == '1' then
+  redis.call('ZREM', KEYS[5], token)
 end
 
 -- Fencing token: as in acquire_write.lua.

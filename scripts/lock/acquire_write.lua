@@ -4,18 +4,21 @@
 -- KEYS[2] readers  zset: reader owner token -> lease expiry (server ms)
 -- KEYS[3] pending  zset: waiting writer token -> mark expiry (server ms)
 -- KEYS[4] fence    string: the last fencing token handed out (decimal)
--- KEYS[5] waiting  string: until when (server ms) some waiter waits
+-- KEYS[5] waiters  zset: waiting caller token -> mark expiry (server ms)
 -- ARGV[1] owner token of this acquisition (unique per acquisition)
 -- ARGV[2] lease ttl in ms (positive integer)
 -- ARGV[3] pending-writer mark ttl in ms; "0" leaves no mark when busy
 -- ARGV[4] fence key ttl in ms
--- ARGV[5] waiting-mark ttl in ms; "0" leaves no mark when busy
+-- ARGV[5] waiter-mark ttl in ms; "0" leaves no mark when busy
+-- ARGV[6] "1" when an earlier attempt of this acquisition left a waiter
+--         mark (it is removed on success), "0" otherwise
 --
 -- Returns {1, fencing_token} when acquired (fencing_token a decimal string),
 -- {0, "writer"} when another writer holds the lease, {0, "readers"} when live
 -- readers hold it. When busy and ARGV[3] > 0 the caller is (re)marked as a
 -- pending writer, which makes new readers wait (writer preference). When
--- busy and ARGV[5] > 0 the lock is marked as waited on (see mark_waiting).
+-- busy and ARGV[5] > 0 the caller is (re)marked as a waiter, which makes
+-- write releases publish.
 --
 -- Complexity: O(log n + e) with n readers/pending writers and e expired
 -- entries pruned.
@@ -32,29 +35,24 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Marks the lock as waited on until now + ARGV[5] ms (never shortening a
--- longer mark of another waiter), so that release_write publishes.
-local function mark_waiting()
-  local wait_ttl_ms = tonumber(ARGV[5])
-  if wait_ttl_ms > 0 then
-    local until_ms = string.format('%.0f', now_ms() + wait_ttl_ms)
-    local current = tonumber(redis.call('GET', KEYS[5]) or '0')
-    if not current or current < tonumber(until_ms) then
-      redis.call('SET', KEYS[5], until_ms, 'PXAT', until_ms)
+-- (Re)marks the caller in the zset `key` until now + ttl_ms: expired marks
+-- are pruned, and the key lives as long as its longest mark.
+local function mark(key, ttl_ms)
+  if ttl_ms > 0 then
+    local now = now_ms()
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+    redis.call('ZADD', key, now + ttl_ms, token)
+    if redis.call('PTTL', key) < ttl_ms then
+      redis.call('PEXPIRE', key, ttl_ms)
     end
   end
 end
 
+-- Busy: the caller waits as a waiter (release_write publishes while any
+-- waiter mark exists) and, for an RwLock writer, as a pending writer.
 local function mark_pending()
-  mark_waiting()
-  if pending_ttl_ms > 0 then
-    local now = now_ms()
-    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-    redis.call('ZADD', KEYS[3], now + pending_ttl_ms, token)
-    if redis.call('PTTL', KEYS[3]) < pending_ttl_ms then
-      redis.call('PEXPIRE', KEYS[3], pending_ttl_ms)
-    end
-  end
+  mark(KEYS[5], tonumber(ARGV[5]))
+  mark(KEYS[3], pending_ttl_ms)
 end
 
 if redis.call('EXISTS', KEYS[2], KEYS[3]) == 0 then
@@ -78,6 +76,9 @@ else
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
   redis.call('ZREM', KEYS[3], token)
   redis.call('SET', KEYS[1], token, 'PX', ARGV[2])
+end
+if ARGV[6] == '1' then
+  redis.call('ZREM', KEYS[5], token)
 end
 
 -- Fencing token: max(last + 1, server time in microseconds), exact and

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::LockError;
-use crate::core::{ACQUIRE_READ, ACQUIRE_WRITE, CANCEL_PENDING, FENCE_TTL, LockCore, millis};
+use crate::core::{ACQUIRE_READ, ACQUIRE_WRITE, CANCEL_WAIT, FENCE_TTL, LockCore, millis};
 use crate::lease::{Lease, LeaseKind};
 use crate::notify::Subscription;
 
@@ -33,25 +33,28 @@ pub(crate) enum Target {
     Read,
 }
 
-/// A pending-writer mark that may exist in Redis for `token`. Removed when
-/// the wait ends without the lease (at once, or from `Drop` when the waiting
-/// future is dropped), so a cancelled writer never blocks readers.
-struct PendingMark {
+/// The marks a waiting acquisition may have left in Redis for `token`: a
+/// waiter mark, and for an `RwLock` writer a pending-writer mark. Removed
+/// when the wait ends without the lease (at once, or from `Drop` when the
+/// waiting future is dropped), so a cancelled caller leaves nothing behind
+/// and a cancelled writer never blocks readers; the acquire script removes
+/// them when the lease is taken.
+struct WaitMarks {
     core: Arc<LockCore>,
     token: String,
     armed: bool,
 }
 
-impl PendingMark {
+impl WaitMarks {
     async fn cancel(mut self) {
         self.armed = false;
-        if let Err(error) = cancel_pending(&self.core, &self.token).await {
-            tracing::debug!(%error, "distkit lock: pending-writer mark not removed; it expires");
+        if let Err(error) = cancel_wait(&self.core, &self.token).await {
+            tracing::debug!(%error, "distkit lock: wait marks not removed; they expire");
         }
     }
 }
 
-impl Drop for PendingMark {
+impl Drop for WaitMarks {
     fn drop(&mut self) {
         if !self.armed {
             return;
@@ -60,19 +63,20 @@ impl Drop for PendingMark {
         let token = std::mem::take(&mut self.token);
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             drop(handle.spawn(async move {
-                if let Err(error) = cancel_pending(&core, &token).await {
-                    tracing::debug!(%error, "distkit lock: pending-writer mark not removed; it expires");
+                if let Err(error) = cancel_wait(&core, &token).await {
+                    tracing::debug!(%error, "distkit lock: wait marks not removed; they expire");
                 }
             }));
         }
     }
 }
 
-async fn cancel_pending(core: &LockCore, token: &str) -> Result<(), LockError> {
+async fn cancel_wait(core: &LockCore, token: &str) -> Result<(), LockError> {
     let mut connection = core.connection();
-    let _: i64 = CANCEL_PENDING
+    let _: i64 = CANCEL_WAIT
         .call()
         .key(&core.keys.pending)
+        .key(&core.keys.waiters)
         .arg(token)
         .arg(core.publish)
         .arg(&core.keys.channel)
@@ -81,25 +85,27 @@ async fn cancel_pending(core: &LockCore, token: &str) -> Result<(), LockError> {
     Ok(())
 }
 
-/// How long a pending-writer mark lives without refresh: three retry
-/// intervals, at least 500 ms. A waiting writer refreshes it on every
-/// attempt, at least once per retry interval; the floor keeps a short retry
-/// interval from dropping the writer's preference on a slow round trip.
+/// How long a waiter or pending-writer mark lives without refresh: three
+/// retry intervals, at least 500 ms. A waiting caller refreshes its marks on
+/// every attempt, at least once per retry interval; the floor keeps a short
+/// retry interval from dropping a writer's preference on a slow round trip.
 fn pending_ttl(core: &LockCore) -> Duration {
     (core.options.retry_interval * 3).max(Duration::from_millis(500))
 }
 
 /// One attempt: `Ok(Some(fencing_token))` when acquired, `Ok(None)` when busy.
-/// A busy attempt of a caller that will wait (`waits`) marks the lock as
-/// waited on for [`pending_ttl`], at least three retry intervals: longer than
+/// A busy attempt of a caller that will wait (`waits`) marks the caller as a
+/// waiter for [`pending_ttl`], at least three retry intervals: longer than
 /// the caller waits before its next attempt, so every release it has not
-/// seen yet publishes a message.
+/// seen yet publishes a message. `marked`: an earlier attempt left a waiter
+/// mark, which the script removes when the lease is taken.
 async fn attempt(
     core: &LockCore,
     target: Target,
     token: &str,
     mark_pending: bool,
     waits: bool,
+    marked: bool,
 ) -> Result<Option<u64>, LockError> {
     let mut connection = core.connection();
     let keys = &core.keys;
@@ -117,12 +123,13 @@ async fn attempt(
                 .key(&keys.readers)
                 .key(&keys.pending)
                 .key(&keys.fence)
-                .key(&keys.waiting)
+                .key(&keys.waiters)
                 .arg(token)
                 .arg(millis(core.options.ttl))
                 .arg(pending)
                 .arg(millis(FENCE_TTL))
                 .arg(waiting)
+                .arg(u8::from(marked))
         }
         Target::Read => ACQUIRE_READ
             .call()
@@ -130,11 +137,12 @@ async fn attempt(
             .key(&keys.readers)
             .key(&keys.pending)
             .key(&keys.fence)
-            .key(&keys.waiting)
+            .key(&keys.waiters)
             .arg(token)
             .arg(millis(core.options.ttl))
             .arg(millis(FENCE_TTL))
-            .arg(waiting),
+            .arg(waiting)
+            .arg(u8::from(marked)),
     };
     let (acquired, detail): (i64, String) = call.invoke(&mut connection).await?;
     if acquired != 1 {
@@ -167,8 +175,8 @@ pub(crate) async fn acquire(
     let waits = !matches!(bound, Bound::Once);
     let mark_pending = matches!(target, Target::Write) && waits;
     // Armed before the first call: a call whose reply is lost may still
-    // have left a mark.
-    let mut mark = mark_pending.then(|| PendingMark {
+    // have left marks.
+    let mut marks = waits.then(|| WaitMarks {
         core: core.clone(),
         token: token.clone(),
         armed: true,
@@ -181,7 +189,10 @@ pub(crate) async fn acquire(
             subscription.mark_seen();
         }
         let sent = Instant::now();
-        let outcome = attempt(core, target, &token, mark_pending, waits).await;
+        // Every earlier attempt was busy (an error ends the loop), and a
+        // busy attempt of a waiting caller leaves a waiter mark.
+        let marked = waits && attempts > 1;
+        let outcome = attempt(core, target, &token, mark_pending, waits, marked).await;
         let fencing_token = match outcome {
             Ok(Some(fencing_token)) => fencing_token,
             Ok(None) => {
@@ -204,8 +215,8 @@ pub(crate) async fn acquire(
                     },
                 };
                 if let Some(error) = give_up {
-                    if let Some(mark) = mark.take() {
-                        mark.cancel().await;
+                    if let Some(marks) = marks.take() {
+                        marks.cancel().await;
                     }
                     return Err(error);
                 }
@@ -223,15 +234,15 @@ pub(crate) async fn acquire(
                 continue;
             }
             Err(error) => {
-                if let Some(mark) = mark.take() {
-                    mark.cancel().await;
+                if let Some(marks) = marks.take() {
+                    marks.cancel().await;
                 }
                 return Err(error);
             }
         };
-        // The acquire script removed this writer's pending mark.
-        if let Some(mut mark) = mark.take() {
-            mark.armed = false;
+        // The acquire script removed this caller's marks.
+        if let Some(mut marks) = marks.take() {
+            marks.armed = false;
         }
         return Ok(Lease::start(
             core.clone(),

@@ -50,10 +50,10 @@ pub(crate) static RENEW_WRITE: LazyLock<LuaScript> = LazyLock::new(|| {
 });
 pub(crate) static RENEW_READ: LazyLock<LuaScript> =
     LazyLock::new(|| LuaScript::new("lock/renew_read", include_str!("../scripts/renew_read.lua")));
-pub(crate) static CANCEL_PENDING: LazyLock<LuaScript> = LazyLock::new(|| {
+pub(crate) static CANCEL_WAIT: LazyLock<LuaScript> = LazyLock::new(|| {
     LuaScript::new(
-        "lock/cancel_pending",
-        include_str!("../scripts/cancel_pending.lua"),
+        "lock/cancel_wait",
+        include_str!("../scripts/cancel_wait.lua"),
     )
 });
 
@@ -64,8 +64,9 @@ pub(crate) struct Keys {
     pub(crate) readers: String,
     pub(crate) pending: String,
     pub(crate) fence: String,
-    /// Until when (server ms) some waiter waits: releases publish only then.
-    pub(crate) waiting: String,
+    /// The callers that wait (zset token -> mark expiry): write releases
+    /// publish only while one exists.
+    pub(crate) waiters: String,
     pub(crate) channel: String,
 }
 
@@ -78,7 +79,7 @@ impl Keys {
             readers: layout.key(&["readers"]),
             pending: layout.key(&["pending"]),
             fence: layout.key(&["fence"]),
-            waiting: layout.key(&["waiting"]),
+            waiters: layout.key(&["waiters"]),
             channel: layout.key(&["released"]),
         }
     }

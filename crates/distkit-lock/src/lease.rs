@@ -133,7 +133,7 @@ impl LeaseShared {
         let mut connection = self.core.connection();
         let keys = &self.core.keys;
         let call = match self.kind {
-            LeaseKind::Write => RELEASE_WRITE.call().key(&keys.owner).key(&keys.waiting),
+            LeaseKind::Write => RELEASE_WRITE.call().key(&keys.owner).key(&keys.waiters),
             LeaseKind::Read => RELEASE_READ.call().key(&keys.readers),
         };
         let released: i64 = call

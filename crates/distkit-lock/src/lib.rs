@@ -57,9 +57,10 @@
 //!   is; with a RESP2 client, a RESP3 client to the masters listed by
 //!   `CLUSTER SLOTS` is opened (without the original client's credentials or
 //!   TLS settings: where those are needed, waiters fall back to polling).
-//!   A write release publishes only while the lock is marked as waited on
-//!   (every attempt of a waiting caller marks it for three retry
-//!   intervals), so uncontended locks send no pub/sub traffic.
+//!   A write release publishes only while a waiter mark exists (every
+//!   attempt of a waiting caller marks it for three retry intervals, and it
+//!   removes its mark when it stops waiting), so uncontended locks send no
+//!   pub/sub traffic.
 //! - **Renewal tasks**: a lease gets its renewal task from the lock object's
 //!   scheduler only once it has lived ttl/6, so an uncontended acquire and
 //!   release spawns no task; the uncontended path is two round trips.
@@ -67,9 +68,9 @@
 //!   acquire or renew request was *sent* (so never later than Redis does) and
 //!   declares it lost a tenth of the ttl before it would end unless a renewal
 //!   succeeded; renewals run every ttl/3 and are retried on errors.
-//! - **Cancel safety**: a waiting acquisition that is dropped removes its
-//!   pending-writer mark from a background task (it expires on its own
-//!   otherwise). An acquire request whose reply is lost (future dropped
+//! - **Cancel safety**: a waiting acquisition that gives up or is dropped
+//!   removes its waiter mark and pending-writer mark (from a background task
+//!   when dropped; they expire on their own if that fails). An acquire request whose reply is lost (future dropped
 //!   mid-call, connection cut) may have taken the lease on the server; that
 //!   lease is never renewed and expires after the ttl.
 #![forbid(unsafe_code)]
@@ -115,8 +116,5 @@ pub const SCRIPT_SOURCES: &[(&str, &str)] = &[
     ("release_read", include_str!("../scripts/release_read.lua")),
     ("renew_write", include_str!("../scripts/renew_write.lua")),
     ("renew_read", include_str!("../scripts/renew_read.lua")),
-    (
-        "cancel_pending",
-        include_str!("../scripts/cancel_pending.lua"),
-    ),
+    ("cancel_wait", include_str!("../scripts/cancel_wait.lua")),
 ];

@@ -87,11 +87,11 @@ impl Mutex {
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future while it waits leaves no lock state in Redis
-    /// (only the shared "waited on" mark, which makes releases publish and
-    /// expires within three retry intervals). If it is dropped while an
-    /// attempt is in flight and that attempt succeeds on the server, the
-    /// lease is never renewed and expires after the ttl.
+    /// Dropping the future while it waits leaves nothing in Redis: its
+    /// waiter mark is removed in the background (and expires within three
+    /// retry intervals if that fails). If it is dropped while an attempt is
+    /// in flight and that attempt succeeds on the server, the lease is never
+    /// renewed and expires after the ttl.
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {

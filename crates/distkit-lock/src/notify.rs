@@ -3,9 +3,10 @@
 //! A release that can let a waiter in publishes a message on the lock's
 //! release channel (`PUBLISH` on a single node, `SPUBLISH` on a cluster, so
 //! the message stays on the shard that owns the lock's slot). A write
-//! release publishes only while the lock is marked as waited on: every busy
-//! attempt of a waiter marks it for three retry intervals, longer than the
-//! waiter waits before its next attempt (`scripts/lock/README.md` has the
+//! release publishes only while a waiter mark exists: every busy attempt of
+//! a waiter marks it for three retry intervals, longer than the waiter waits
+//! before its next attempt, and a waiter removes its mark only when it stops
+//! waiting (`scripts/lock/README.md` has the
 //! argument that no wake-up is lost). One lock object keeps at most one
 //! dedicated subscriber connection, opened when its first waiter starts
 //! waiting and closed after 5 to 10 s without waiters. Waiters watch a

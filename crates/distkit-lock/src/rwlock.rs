@@ -58,11 +58,11 @@ macro_rules! acquire_methods {
         ///
         /// # Cancel safety
         ///
-        /// Dropping the future while it waits leaves no lock state in Redis:
-        /// a writer's pending mark is removed in the background (and expires
-        /// on its own if that fails); the shared "waited on" mark, which only
-        /// makes releases publish, expires within three retry intervals. If an attempt was in flight and
-        /// succeeded on the server, that lease expires after the ttl.
+        /// Dropping the future while it waits leaves nothing in Redis: its
+        /// waiter mark and a writer's pending mark are removed in the
+        /// background (and expire within three retry intervals if that
+        /// fails). If an attempt was in flight and succeeded on the server,
+        /// that lease expires after the ttl.
         ///
         /// ```
         /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {

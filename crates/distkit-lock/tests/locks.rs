@@ -826,7 +826,7 @@ async fn a_cancelled_writer_does_not_block_readers(mode: Mode) {
     lock.try_read().await.unwrap().release().await.unwrap();
     reader.release().await.unwrap();
     // Nothing else is left in Redis either.
-    for part in ["owner", "readers", "pending"] {
+    for part in ["owner", "readers", "pending", "waiters"] {
         let exists: i64 = redis::cmd("EXISTS")
             .arg(format!("distkit:lock:{{{}}}:{part}", key.as_str()))
             .query_async(&mut raw)
@@ -881,7 +881,7 @@ async fn dropping_a_waiting_lock_future_leaves_nothing_behind(mode: Mode) {
     assert!(waited.is_err());
     assert_eq!(guard.release().await.unwrap(), LockGuardState::Released);
     let mut raw = conn.clone();
-    for part in ["owner", "readers", "pending"] {
+    for part in ["owner", "readers", "pending", "waiters"] {
         let exists: i64 = redis::cmd("EXISTS")
             .arg(format!("distkit:lock:{{{}}}:{part}", key.as_str()))
             .query_async(&mut raw)
@@ -889,18 +889,66 @@ async fn dropping_a_waiting_lock_future_leaves_nothing_behind(mode: Mode) {
             .unwrap();
         assert_eq!(exists, 0, "{part} left behind");
     }
-    // The "waited on" mark only makes releases publish, and expires within
-    // three retry intervals (at least 500 ms).
-    let pttl: i64 = redis::cmd("PTTL")
-        .arg(format!("distkit:lock:{{{}}}:waiting", key.as_str()))
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    let bound = (mutex.options().retry_interval() * 3).max(Duration::from_millis(500));
+}
+
+both!(waiters_leave_no_marks_behind);
+async fn waiters_leave_no_marks_behind(mode: Mode) {
+    let key = new_key("waiters_marks");
+    let conn = connect(mode).await;
+    let lock = RwLock::new(options(&key, conn.clone()).build().unwrap());
+    let mutex = Mutex::new(options(&key, conn.clone()).build().unwrap());
+    let writer = lock.write().await.unwrap();
+    // A reader and a mutex waiter that give up, a writer whose future is
+    // dropped, and a reader that waits until it is handed the lock.
+    assert!(matches!(
+        lock.try_read_with_timeout(Duration::from_millis(60)).await,
+        Err(LockError::Timeout { .. })
+    ));
+    assert!(matches!(
+        mutex.try_lock_with_retries(2).await,
+        Err(LockError::RetriesExhausted { .. })
+    ));
     assert!(
-        pttl > 0 && u128::try_from(pttl).unwrap() <= bound.as_millis(),
-        "waiting mark pttl {pttl}"
+        tokio::time::timeout(Duration::from_millis(60), lock.write())
+            .await
+            .is_err()
     );
+    let waiting_reader = tokio::spawn({
+        let lock = lock.clone();
+        async move { lock.read().await }
+    });
+    let waiters_key = format!("distkit:lock:{{{}}}:waiters", key.as_str());
+    let mut raw = conn.clone();
+    let started = Instant::now();
+    loop {
+        let waiting: i64 = redis::cmd("ZCARD")
+            .arg(&waiters_key)
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        // Only the reader that still waits is marked: the others removed
+        // their marks when they stopped waiting.
+        if waiting == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{waiting} waiter marks"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(writer.release().await.unwrap(), LockGuardState::Released);
+    let reader = waiting_reader.await.unwrap().unwrap();
+    assert!(reader.acquired_on_attempt() > 1);
+    assert_eq!(reader.release().await.unwrap(), LockGuardState::Released);
+    for part in ["owner", "readers", "pending", "waiters"] {
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(format!("distkit:lock:{{{}}}:{part}", key.as_str()))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert_eq!(exists, 0, "{part} left behind");
+    }
 }
 
 both!(dropping_a_guard_releases_in_the_background);
