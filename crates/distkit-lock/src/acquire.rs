@@ -46,11 +46,13 @@ struct WaitMarks {
 }
 
 impl WaitMarks {
+    /// Removes the marks now. Stays armed until the call is done, so a
+    /// future dropped meanwhile still removes them from `Drop`.
     async fn cancel(mut self) {
-        self.armed = false;
         if let Err(error) = cancel_wait(&self.core, &self.token).await {
             tracing::debug!(%error, "distkit lock: wait marks not removed; they expire");
         }
+        self.armed = false;
     }
 }
 

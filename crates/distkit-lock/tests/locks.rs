@@ -875,12 +875,33 @@ both!(dropping_a_waiting_lock_future_leaves_nothing_behind);
 async fn dropping_a_waiting_lock_future_leaves_nothing_behind(mode: Mode) {
     let key = new_key("drop_waiting");
     let conn = connect(mode).await;
-    let mutex = Mutex::new(options(&key, conn.clone()).build().unwrap());
+    // Marks would live 3 s on their own: only the cancel removes them sooner.
+    let mutex = Mutex::new(
+        options(&key, conn.clone())
+            .retry_interval(Duration::from_secs(1))
+            .build()
+            .unwrap(),
+    );
     let guard = mutex.lock().await.unwrap();
     let waited = tokio::time::timeout(Duration::from_millis(150), mutex.lock()).await;
     assert!(waited.is_err());
     assert_eq!(guard.release().await.unwrap(), LockGuardState::Released);
     let mut raw = conn.clone();
+    // The dropped future's marks are removed by a background task.
+    let waiters_key = format!("distkit:lock:{{{}}}:waiters", key.as_str());
+    wait_until(Duration::from_secs(1), "waiter mark left behind", || {
+        let mut raw = raw.clone();
+        let waiters_key = waiters_key.clone();
+        async move {
+            let exists: i64 = redis::cmd("EXISTS")
+                .arg(&waiters_key)
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            exists == 0
+        }
+    })
+    .await;
     for part in ["owner", "readers", "pending", "waiters"] {
         let exists: i64 = redis::cmd("EXISTS")
             .arg(format!("distkit:lock:{{{}}}:{part}", key.as_str()))
@@ -895,8 +916,15 @@ both!(waiters_leave_no_marks_behind);
 async fn waiters_leave_no_marks_behind(mode: Mode) {
     let key = new_key("waiters_marks");
     let conn = connect(mode).await;
-    let lock = RwLock::new(options(&key, conn.clone()).build().unwrap());
-    let mutex = Mutex::new(options(&key, conn.clone()).build().unwrap());
+    // Marks would live 3 s on their own: only cancels remove them sooner.
+    let opts = || {
+        options(&key, conn.clone())
+            .retry_interval(Duration::from_secs(1))
+            .build()
+            .unwrap()
+    };
+    let lock = RwLock::new(opts());
+    let mutex = Mutex::new(opts());
     let writer = lock.write().await.unwrap();
     // A reader and a mutex waiter that give up, a writer whose future is
     // dropped, and a reader that waits until it is handed the lock.
@@ -917,26 +945,27 @@ async fn waiters_leave_no_marks_behind(mode: Mode) {
         let lock = lock.clone();
         async move { lock.read().await }
     });
-    let waiters_key = format!("distkit:lock:{{{}}}:waiters", key.as_str());
+    let base = format!("distkit:lock:{{{}}}", key.as_str());
     let mut raw = conn.clone();
-    let started = Instant::now();
-    loop {
-        let waiting: i64 = redis::cmd("ZCARD")
-            .arg(&waiters_key)
-            .query_async(&mut raw)
-            .await
-            .unwrap();
-        // Only the reader that still waits is marked: the others removed
-        // their marks when they stopped waiting.
-        if waiting == 1 {
-            break;
+    // Only the reader that still waits is marked: the others removed their
+    // marks when they stopped waiting (the dropped writer from a background
+    // task, which removes its pending mark in the same script).
+    wait_until(Duration::from_secs(1), "one waiter mark", || {
+        let mut raw = raw.clone();
+        let base = base.clone();
+        async move {
+            let (pending, waiting): (i64, i64) = redis::pipe()
+                .cmd("EXISTS")
+                .arg(format!("{base}:pending"))
+                .cmd("ZCARD")
+                .arg(format!("{base}:waiters"))
+                .query_async(&mut raw)
+                .await
+                .unwrap();
+            pending == 0 && waiting == 1
         }
-        assert!(
-            started.elapsed() < Duration::from_secs(2),
-            "{waiting} waiter marks"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    })
+    .await;
     assert_eq!(writer.release().await.unwrap(), LockGuardState::Released);
     let reader = waiting_reader.await.unwrap().unwrap();
     assert!(reader.acquired_on_attempt() > 1);
@@ -1151,4 +1180,17 @@ async fn a_resp3_cluster_client_is_used_for_sharded_notifications() {
     let gap = acquired_at.saturating_duration_since(released_at);
     assert!(gap < retry_interval / 5, "woken after {gap:?}");
     next.release().await.unwrap();
+}
+
+/// Polls `done` until it holds, failing with `what` after `limit`.
+async fn wait_until<F, Fut>(limit: Duration, what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !done().await {
+        assert!(started.elapsed() < limit, "{what} after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
