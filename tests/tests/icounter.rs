@@ -416,8 +416,8 @@ async fn concurrent_calls_are_each_applied_once(connect: Connect) {
 on_both!(concurrent, concurrent_calls_are_each_applied_once);
 
 // Single node: the fault proxy covers a single-node connection (on a
-// cluster it would only cover the seed connection; see the frozen-shard
-// test below for faults on the cluster).
+// cluster it would only cover the seed connection; see the ACL cut and the
+// frozen-shard tests below for faults on the cluster).
 async fn proxied(proxy: &distkit_testkit::FaultProxy) -> RedisConnection {
     let client = distkit::redis::Client::open(proxy.url()).unwrap();
     let config = distkit::redis::aio::ConnectionManagerConfig::new()
@@ -604,6 +604,161 @@ async fn frozen_cluster_shard_cleans_dead_once_and_survivors_recover() {
         .collect();
     live.sort();
     assert_eq!(live, vec!["a", "b"]);
+}
+
+// One instance cut off on Redis Cluster while the others keep going. The
+// fault proxy cannot stand in front of every node (nodes advertise their own
+// ports), so the cut is made in Redis itself: the instance connects as its
+// own ACL user on every node, and the cut disables that user and kills its
+// connections, so every request and reconnection of that instance fails
+// while the rest of the fleet is untouched.
+struct AclCut {
+    user: String,
+    admins: Vec<distkit::redis::aio::MultiplexedConnection>,
+}
+
+impl AclCut {
+    const PASSWORD: &'static str = "cut-test-password";
+
+    async fn new(cluster: &distkit_testkit::RedisCluster, user: &str) -> Self {
+        let mut admins = Vec::new();
+        for node in cluster.nodes() {
+            admins.push(
+                node.client()
+                    .get_multiplexed_async_connection()
+                    .await
+                    .unwrap(),
+            );
+        }
+        let cut = Self {
+            user: user.to_owned(),
+            admins,
+        };
+        cut.acl(&["on", &format!(">{}", Self::PASSWORD), "~*", "&*", "+@all"])
+            .await;
+        cut
+    }
+
+    async fn acl(&self, rules: &[&str]) {
+        for admin in &self.admins {
+            let mut admin = admin.clone();
+            let () = distkit::redis::cmd("ACL")
+                .arg("SETUSER")
+                .arg(&self.user)
+                .arg(rules)
+                .query_async(&mut admin)
+                .await
+                .unwrap();
+        }
+    }
+
+    /// A cluster connection of this user (300 ms timeouts).
+    async fn connection(&self, cluster: &distkit_testkit::RedisCluster) -> RedisConnection {
+        let builder = distkit::redis::cluster::ClusterClient::builder(cluster.urls())
+            .username(self.user.clone())
+            .password(Self::PASSWORD.to_owned())
+            .response_timeout(Duration::from_millis(300))
+            .connection_timeout(Duration::from_millis(300));
+        RedisConnection::open_cluster_with(builder).await.unwrap()
+    }
+
+    async fn cut(&self) {
+        self.acl(&["off"]).await;
+        for admin in &self.admins {
+            let mut admin = admin.clone();
+            let _: i64 = distkit::redis::cmd("CLIENT")
+                .arg("KILL")
+                .arg("USER")
+                .arg(&self.user)
+                .query_async(&mut admin)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn heal(&self) {
+        self.acl(&["on"]).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_off_instance_on_cluster_recovers_every_key_once_when_back() {
+    let cluster = distkit_testkit::shared_cluster();
+    let p = prefix("ic_cluster_cut");
+    let cut = AclCut::new(cluster, &format!("cut-{}", p.as_str())).await;
+    let a = instance(&p, cut.connection(cluster).await, "a");
+    let b = instance(&p, distkit_tests::cluster().await, "b");
+    let keys: Vec<DistkitRedisKey> = (0..5).map(|i| key(&format!("k{i}"))).collect();
+    let refs: Vec<&DistkitRedisKey> = keys.iter().collect();
+    for (i, k) in keys.iter().enumerate() {
+        a.inc(k, 10 + i as i64).await.unwrap();
+        b.inc(k, 1).await.unwrap();
+    }
+    a.dec(&keys[0], 30).await.unwrap(); // a negative slice: -20
+
+    // Cut for well under the threshold: a keeps its slices.
+    cut.cut().await;
+    assert!(a.get(&keys[1]).await.is_err(), "a is cut off");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let totals = |values: Vec<(&DistkitRedisKey, i64, i64)>| -> Vec<i64> {
+        values.into_iter().map(|(_, c, _)| c).collect()
+    };
+    assert_eq!(
+        totals(b.get_all(&refs).await.unwrap()),
+        vec![-19, 12, 13, 14, 15]
+    );
+
+    // Cut for longer than the threshold: b's next operation removes a.
+    tokio::time::sleep(PAST_THRESHOLD).await;
+    assert_eq!(totals(b.get_all(&refs).await.unwrap()), vec![1; 5]);
+    let live: Vec<String> = b
+        .live_instances()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.instance_id)
+        .collect();
+    assert_eq!(live, vec!["b"]);
+
+    // a comes back by touching one key; every key is restored, once.
+    cut.heal().await;
+    let mut back = None;
+    for _ in 0..50 {
+        match a.get(&keys[4]).await {
+            Ok(v) => {
+                back = Some(v);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert_eq!(back, Some((15, 14)));
+    let seen: Vec<(i64, i64)> = b
+        .get_all(&refs)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, c, s)| (c, s))
+        .collect();
+    assert_eq!(seen, vec![(-19, 1), (12, 1), (13, 1), (14, 1), (15, 1)]);
+    // a's own view is unchanged, and repeated reads never add again
+    for _ in 0..3 {
+        assert_eq!(a.get(&keys[0]).await.unwrap(), (-19, -20));
+        assert_eq!(
+            totals(b.get_all(&refs).await.unwrap()),
+            vec![-19, 12, 13, 14, 15]
+        );
+    }
+    let mut live: Vec<String> = b
+        .live_instances()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.instance_id)
+        .collect();
+    live.sort();
+    assert_eq!(live, vec!["a", "b"]);
+    cut.acl(&["off"]).await;
 }
 
 // A real process as a fleet member: the test binary runs itself as a child
