@@ -656,7 +656,7 @@ impl AclCut {
     async fn connection(&self, cluster: &distkit_testkit::RedisCluster) -> RedisConnection {
         let builder = distkit::redis::cluster::ClusterClient::builder(cluster.urls())
             .username(self.user.clone())
-            .password(Self::PASSWORD.to_owned())
+            .password(Self::PASSWORD)
             .response_timeout(Duration::from_millis(300))
             .connection_timeout(Duration::from_millis(300));
         RedisConnection::open_cluster_with(builder).await.unwrap()
