@@ -606,87 +606,23 @@ async fn frozen_cluster_shard_cleans_dead_once_and_survivors_recover() {
     assert_eq!(live, vec!["a", "b"]);
 }
 
-// One instance cut off on Redis Cluster while the others keep going. The
-// fault proxy cannot stand in front of every node (nodes advertise their own
-// ports), so the cut is made in Redis itself: the instance connects as its
-// own ACL user on every node, and the cut disables that user and kills its
-// connections, so every request and reconnection of that instance fails
-// while the rest of the fleet is untouched.
-struct AclCut {
-    user: String,
-    admins: Vec<distkit::redis::aio::MultiplexedConnection>,
-}
-
-impl AclCut {
-    const PASSWORD: &'static str = "cut-test-password";
-
-    async fn new(cluster: &distkit_testkit::RedisCluster, user: &str) -> Self {
-        let mut admins = Vec::new();
-        for node in cluster.nodes() {
-            admins.push(
-                node.client()
-                    .get_multiplexed_async_connection()
-                    .await
-                    .unwrap(),
-            );
-        }
-        let cut = Self {
-            user: user.to_owned(),
-            admins,
-        };
-        cut.acl(&["on", &format!(">{}", Self::PASSWORD), "~*", "&*", "+@all"])
-            .await;
-        cut
-    }
-
-    async fn acl(&self, rules: &[&str]) {
-        for admin in &self.admins {
-            let mut admin = admin.clone();
-            let () = distkit::redis::cmd("ACL")
-                .arg("SETUSER")
-                .arg(&self.user)
-                .arg(rules)
-                .query_async(&mut admin)
-                .await
-                .unwrap();
-        }
-    }
-
-    /// A cluster connection of this user (300 ms timeouts).
-    async fn connection(&self, cluster: &distkit_testkit::RedisCluster) -> RedisConnection {
-        let builder = distkit::redis::cluster::ClusterClient::builder(cluster.urls())
-            .username(self.user.clone())
-            .password(Self::PASSWORD)
-            .response_timeout(Duration::from_millis(300))
-            .connection_timeout(Duration::from_millis(300));
-        RedisConnection::open_cluster_with(builder).await.unwrap()
-    }
-
-    async fn cut(&self) {
-        self.acl(&["off"]).await;
-        for admin in &self.admins {
-            let mut admin = admin.clone();
-            let _: i64 = distkit::redis::cmd("CLIENT")
-                .arg("KILL")
-                .arg("USER")
-                .arg(&self.user)
-                .query_async(&mut admin)
-                .await
-                .unwrap();
-        }
-    }
-
-    async fn heal(&self) {
-        self.acl(&["on"]).await;
-    }
-}
-
+// One instance cut off on Redis Cluster while the others keep going: the
+// fault proxy cannot stand in front of every node, so the instance connects
+// as its own ACL user, which the cut disables on every node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cut_off_instance_on_cluster_recovers_every_key_once_when_back() {
     let cluster = distkit_testkit::shared_cluster();
     let p = prefix("ic_cluster_cut");
-    let cut = AclCut::new(cluster, &format!("cut-{}", p.as_str())).await;
-    let a = instance(&p, cut.connection(cluster).await, "a");
+    let cut = distkit_testkit::AclCut::new(cluster, &format!("cut-{}", p.as_str())).await;
+    let builder = cut
+        .client_builder(cluster)
+        .response_timeout(Duration::from_millis(300))
+        .connection_timeout(Duration::from_millis(300));
+    let a = instance(
+        &p,
+        RedisConnection::open_cluster_with(builder).await.unwrap(),
+        "a",
+    );
     let b = instance(&p, distkit_tests::cluster().await, "b");
     let keys: Vec<DistkitRedisKey> = (0..5).map(|i| key(&format!("k{i}"))).collect();
     let refs: Vec<&DistkitRedisKey> = keys.iter().collect();
@@ -758,7 +694,6 @@ async fn cut_off_instance_on_cluster_recovers_every_key_once_when_back() {
         .collect();
     live.sort();
     assert_eq!(live, vec!["a", "b"]);
-    cut.acl(&["off"]).await;
 }
 
 // A real process as a fleet member: the test binary runs itself as a child

@@ -1114,6 +1114,74 @@ async fn holder_whose_cluster_shard_freezes_turns_lost_before_the_lease_ends() {
     assert_eq!(next.release().await.unwrap(), LockGuardState::Released);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holder_cut_off_a_cluster_turns_lost_before_another_acquires() {
+    // Only the holder is cut off (its own ACL user disabled on every node,
+    // its connections killed): the others, and Redis' clock, go on.
+    let cluster = shared_cluster();
+    let key = new_key("cluster_cut");
+    let cut = distkit_testkit::AclCut::new(cluster, &format!("cut-{}", key.as_str())).await;
+    let builder = cut
+        .client_builder(cluster)
+        .response_timeout(Duration::from_millis(200))
+        .connection_timeout(Duration::from_millis(200));
+    let ttl = Duration::from_millis(600);
+    let holder = Mutex::new(
+        options(
+            &key,
+            RedisConnection::open_cluster_with(builder).await.unwrap(),
+        )
+        .ttl(ttl)
+        .build()
+        .unwrap(),
+    );
+    let guard = Arc::new(holder.lock().await.unwrap());
+    let lost_fired = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn({
+        let guard = guard.clone();
+        let lost_fired = lost_fired.clone();
+        async move {
+            guard.lost().await;
+            lost_fired.store(true, Ordering::SeqCst);
+        }
+    });
+    let other = Mutex::new(
+        options(&key, connect(Mode::Cluster).await)
+            .ttl(ttl)
+            .retry_interval(Duration::from_millis(10))
+            .build()
+            .unwrap(),
+    );
+    cut.cut().await;
+    let cut_at = Instant::now();
+    let taken = other
+        .try_lock_with_timeout(Duration::from_secs(5))
+        .await
+        .unwrap();
+    // Redis gives the lock away only after the lease ran out (the last
+    // renewal was sent at most ttl/3 before the cut), and by then the
+    // cut-off holder already knows it lost it.
+    assert!(
+        cut_at.elapsed() >= ttl / 2,
+        "taken after {:?}",
+        cut_at.elapsed()
+    );
+    assert_eq!(guard.state(), LockGuardState::Lost);
+    tokio::time::timeout(Duration::from_millis(100), watcher)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(lost_fired.load(Ordering::SeqCst));
+    assert!(taken.fencing_token() > guard.fencing_token());
+    cut.heal().await;
+    let guard = Arc::into_inner(guard).unwrap();
+    // Back in touch, the old guard can neither release nor disturb the
+    // new holder.
+    assert_eq!(guard.release().await.unwrap(), LockGuardState::Lost);
+    assert_eq!(taken.state(), LockGuardState::Acquired);
+    assert_eq!(taken.release().await.unwrap(), LockGuardState::Released);
+}
+
 both!(fencing_tokens_stay_above_a_fence_ahead_of_the_server_clock);
 async fn fencing_tokens_stay_above_a_fence_ahead_of_the_server_clock(mode: Mode) {
     // A fence ahead of the clock: a burst within one microsecond, or a

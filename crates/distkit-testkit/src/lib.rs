@@ -10,6 +10,8 @@
 //! - [`unique_prefix`]: a key prefix no other test (or run) uses.
 //! - [`FaultProxy`]: a loopback TCP proxy that cuts connections, refuses new
 //!   ones, pauses or delays traffic.
+//! - [`AclCut`]: cuts one client off every node of a cluster (its ACL user
+//!   disabled, its connections killed) while the others go on.
 //! - [`history`]: record concurrent histories and check them (linearizability,
 //!   lock exclusion and fencing, lax sums).
 //! - [`faults`]: run a workload through rounds of faults (cut, pause,
@@ -31,6 +33,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod acl;
 mod cluster;
 pub mod faults;
 pub mod history;
@@ -40,6 +43,7 @@ mod proxy;
 mod server;
 pub mod workloads;
 
+pub use acl::AclCut;
 pub use cluster::{RedisCluster, shared_cluster};
 pub use prefix::unique_prefix;
 pub use proxy::FaultProxy;
