@@ -1,7 +1,10 @@
 -- distkit ratelimit: absolute_inc
 -- requires: lib/window.lua
 --
--- Decides one call of the absolute strategy, and records it if admitted.
+-- Decides one or more calls of the absolute strategy on one key, in order,
+-- and records each one admitted. Several calls in one run are decided
+-- exactly as the same calls sent one after the other at the same instant
+-- (a client combines calls that arrive while others are in flight).
 --
 -- KEYS[1]  the window hash of one limited key
 --          (distkit:ratelimit:<namespace>:{<key>}:absolute): field
@@ -10,32 +13,48 @@
 -- ARGV[1]  bucket size, ms
 -- ARGV[2]  buckets per window (n)
 -- ARGV[3]  capacity: units admitted per window at most
--- ARGV[4]  cost of this call (1 <= cost <= capacity)
+-- ARGV[4]  cost of the first call (1 <= cost <= capacity)
+-- ARGV[5..] costs of further calls, if any
 --
--- Returns  {allowed (1 or 0), admitted units in the window after the call,
---           retry_after_ms (-1 when allowed), reset_after_ms}
+-- Returns  for each call, in order, four integers: allowed (1 or 0),
+--          admitted units in the window after the call, retry_after_ms (-1
+--          when allowed), reset_after_ms. One call: {allowed, admitted,
+--          retry_after_ms, reset_after_ms}.
 --
--- Time is Redis server time. Complexity: O(1) commands for an admission
--- (TIME, HMGET, HSET, and PEXPIREAT once per bucket), plus one HMGET of
--- the live buckets for a refusal, plus pruning of the buckets that left
--- the window since the last call (at most n, each pruned once).
+-- Time is Redis server time. Complexity: O(1) commands (TIME, HMGET, HSET,
+-- and PEXPIREAT once per bucket) plus O(1) Lua work per call, plus one
+-- HMGET of the live buckets when a call is refused, plus pruning of the
+-- buckets that left the window since the last run (at most n, each pruned
+-- once).
 -- Invariants: admitted units in the live buckets never exceed the capacity;
 -- a refused call writes nothing but pruning.
 local bucket_ms = tonumber(ARGV[1])
 local n = tonumber(ARGV[2])
 local capacity = tonumber(ARGV[3])
-local cost = tonumber(ARGV[4])
 
 local w = distkit_window_open(KEYS[1], {''}, bucket_ms, n)
-local admitted = w.totals[1]
-
-if admitted + cost <= capacity then
-  distkit_window_add(w, 1, w.current, cost)
-  distkit_window_commit(w)
-  return {1, w.totals[1], -1, distkit_window_current_reset_after(w)}
+local replies = {}
+-- the live buckets, read at the first refusal; later admissions only change
+-- the current (last) one
+local counts
+for i = 4, #ARGV do
+  local cost = tonumber(ARGV[i])
+  local admitted = w.totals[1]
+  local r = #replies
+  if admitted + cost <= capacity then
+    distkit_window_add(w, 1, w.current, cost)
+    if counts then counts[#counts] = w.counts[1] end
+    replies[r + 1] = 1
+    replies[r + 2] = w.totals[1]
+    replies[r + 3] = -1
+    replies[r + 4] = distkit_window_current_reset_after(w)
+  else
+    if not counts then counts = distkit_window_buckets(w, 1) end
+    replies[r + 1] = 0
+    replies[r + 2] = admitted
+    replies[r + 3] = distkit_window_freed_after(w, counts, admitted + cost - capacity)
+    replies[r + 4] = distkit_window_reset_after(w, counts)
+  end
 end
-
 distkit_window_commit(w)
-local counts = distkit_window_buckets(w, 1)
-local retry_after = distkit_window_freed_after(w, counts, admitted + cost - capacity)
-return {0, admitted, retry_after, distkit_window_reset_after(w, counts)}
+return replies

@@ -143,4 +143,41 @@ impl DistkitError {
             _ => false,
         }
     }
+
+    /// A copy of this error for another caller, under `operation`: for one
+    /// failed call that carried several callers' requests (combined calls),
+    /// each caller gets its own error. A Redis error keeps its kind, and
+    /// stays a timeout or a connection error when it was one; other errors
+    /// become [`DistkitError::UnexpectedReply`] with the same message.
+    ///
+    /// ```
+    /// use distkit_core::DistkitError;
+    /// let timeout = DistkitError::redis(
+    ///     "counter.inc",
+    ///     std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out").into(),
+    /// );
+    /// let copy = timeout.copy_for("counter.get");
+    /// assert!(copy.is_connection_error());
+    /// assert!(copy.to_string().contains("counter.get"));
+    /// ```
+    pub fn copy_for(&self, operation: &'static str) -> DistkitError {
+        match self {
+            DistkitError::Redis { source, .. } => {
+                let detail = format!("combined call failed: {source}");
+                let copy = if source.is_timeout() {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, detail).into()
+                } else if self.is_connection_error() {
+                    std::io::Error::new(std::io::ErrorKind::ConnectionReset, detail).into()
+                } else {
+                    redis::RedisError::from((
+                        source.kind(),
+                        "combined call failed",
+                        source.to_string(),
+                    ))
+                };
+                DistkitError::redis(operation, copy)
+            }
+            other => DistkitError::unexpected_reply(operation, other.to_string()),
+        }
+    }
 }

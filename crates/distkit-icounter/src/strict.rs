@@ -528,7 +528,7 @@ impl StrictInstanceAwareCounter {
                 }
                 Err(error) => {
                     for (op, sender) in ops.iter().zip(replies) {
-                        let _ = sender.send(Err(copy_error(&error, op.kind.name())));
+                        let _ = sender.send(Err(error.copy_for(op.kind.name())));
                     }
                 }
             }
@@ -567,27 +567,6 @@ impl StrictInstanceAwareCounter {
 }
 
 /// The failure of a combined call, for each of its operations.
-fn copy_error(error: &DistkitError, name: &'static str) -> DistkitError {
-    match error {
-        DistkitError::Redis { source, .. } => {
-            let detail = format!("combined call failed: {source}");
-            let copy = if source.is_timeout() {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, detail).into()
-            } else if error.is_connection_error() {
-                std::io::Error::new(std::io::ErrorKind::ConnectionReset, detail).into()
-            } else {
-                distkit_core::redis::RedisError::from((
-                    source.kind(),
-                    "combined call failed",
-                    source.to_string(),
-                ))
-            };
-            DistkitError::redis(name, copy)
-        }
-        other => DistkitError::unexpected_reply(name, other.to_string()),
-    }
-}
-
 fn rename(error: DistkitError, name: &'static str) -> DistkitError {
     match error {
         DistkitError::Redis { source, .. } => DistkitError::redis(name, source),

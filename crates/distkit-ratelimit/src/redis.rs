@@ -1,8 +1,8 @@
 //! Rate limiting shared through Redis: [`RedisRateLimiter`].
 //!
 //! Use it when several processes share a limit and every decision must be
-//! exact: each call is one script call (one round trip), atomic on the
-//! server. For hot keys where a round trip per call is too much, use the
+//! exact: each call is decided by a script on the server, atomically, in one
+//! round trip. For hot keys where a round trip per call is too much, use the
 //! [`HybridRateLimiter`](crate::HybridRateLimiter).
 //!
 //! Layout: one hash per limited key,
@@ -10,13 +10,23 @@
 //! `scripts/ratelimit/README.md`); the hash tag is the limited key, so keys
 //! spread over all shards of a cluster. Windows follow Redis server time, and
 //! the hash expires one bucket after its newest bucket leaves the window.
+//!
+//! Combined calls: while [`INLINE_CALLS`] calls of one limiter on one key
+//! are in flight, further calls on that key wait in a queue and leave
+//! together, in one script run that decides them in arrival order (each
+//! still decided atomically, between its call and its return, with its own
+//! decision). A hot key then costs Redis one script run per round trip
+//! instead of one per call; keys without concurrent calls are unaffected.
 
-use std::sync::{Mutex, PoisonError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 #[cfg(test)]
 use distkit_core::KeyLayout;
 use distkit_core::{DistkitError, DistkitRedisKey, LIBRARY_NAMESPACE, LuaScript, RedisConnection};
+
+use tokio::sync::oneshot;
 
 use crate::rng::{XorShift, random_seed};
 use crate::scripts::{ABSOLUTE_INC, SUPPRESSED_INC};
@@ -65,6 +75,10 @@ mod tests {
     }
 }
 
+/// Calls of one limiter on one key sent at once while others are in
+/// flight; more queue and leave together.
+const INLINE_CALLS: usize = 4;
+
 /// A sliding-window rate limiter whose state lives in Redis.
 ///
 /// ```
@@ -86,13 +100,71 @@ mod tests {
 /// ```
 #[derive(Debug)]
 pub struct RedisRateLimiter {
+    shared: Arc<Shared>,
+    rng: Mutex<XorShift>,
+}
+
+/// What the limiter and its drain tasks share.
+#[derive(Debug)]
+struct Shared {
     namespace: DistkitRedisKey,
     connection: RedisConnection,
     limit: RateLimit,
     strategy: Strategy,
     hard_limit: u64,
     script: &'static LuaScript,
-    rng: Mutex<XorShift>,
+    /// Per window key with calls in flight: the combiner of that key.
+    combiners: Mutex<HashMap<String, Combiner>>,
+}
+
+/// One call: its cost, and for the suppressed strategy its draw.
+#[derive(Debug, Clone, Copy)]
+struct Call {
+    cost: u64,
+    draw: u64,
+}
+
+/// A decision as the script returns it.
+#[derive(Debug, Clone, Copy)]
+struct Raw {
+    allowed: bool,
+    admitted: u64,
+    retry_after_ms: i64,
+    reset_after_ms: i64,
+    regime: i64,
+    observed: u64,
+}
+
+type Reply = oneshot::Sender<Result<Raw, DistkitError>>;
+
+/// The calls of one key in flight and queued.
+#[derive(Debug, Default)]
+struct Combiner {
+    /// Calls in flight: inline ones, and the drain task's run.
+    in_flight: usize,
+    /// A drain task is running.
+    draining: bool,
+    waiting: Vec<(Call, Reply)>,
+}
+
+enum Route {
+    Inline,
+    Queued(oneshot::Receiver<Result<Raw, DistkitError>>),
+    Alone,
+}
+
+/// Marks an inline call. When it ends (or its caller drops it), calls that
+/// queued meanwhile are sent by a drain task, so they never depend on
+/// another caller's future.
+struct Inline<'a> {
+    shared: &'a Arc<Shared>,
+    key: &'a str,
+}
+
+impl Drop for Inline<'_> {
+    fn drop(&mut self) {
+        self.shared.hand_over(self.key);
+    }
 }
 
 impl RedisRateLimiter {
@@ -103,109 +175,264 @@ impl RedisRateLimiter {
             Strategy::Suppressed { .. } => &SUPPRESSED_INC,
         };
         Self {
-            hard_limit: options.strategy.hard_limit(options.limit.capacity()),
-            namespace: options.namespace,
-            connection: options.connection,
-            limit: options.limit,
-            strategy: options.strategy,
-            script,
+            shared: Arc::new(Shared {
+                hard_limit: options.strategy.hard_limit(options.limit.capacity()),
+                namespace: options.namespace,
+                connection: options.connection,
+                limit: options.limit,
+                strategy: options.strategy,
+                script,
+                combiners: Mutex::new(HashMap::new()),
+            }),
             rng: Mutex::new(XorShift::new(options.seed.unwrap_or_else(random_seed))),
         }
     }
 
-    /// Decides a call of `cost` units on `key` in one round trip, and records
+    /// Decides a call of `cost` units on `key` on the server, and records
     /// it if admitted (the suppressed strategy also records refused calls as
-    /// observed load).
+    /// observed load). One round trip; calls on a key that already has
+    /// several in flight leave together with the others queued meanwhile
+    /// (see the [module docs](self)).
     ///
     /// A cost of 0 or above the capacity is a [`DistkitError::RateLimit`]
     /// before anything is sent. Redis failures are [`DistkitError::Redis`].
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future after the request was sent may still record the
-    /// call on the server (the caller does not learn the decision); it never
-    /// records it twice.
+    /// Dropping the future may still record the call on the server (the
+    /// caller does not learn the decision); it never records it twice.
     pub async fn inc(&self, key: &DistkitRedisKey, cost: u64) -> Result<Decision, DistkitError> {
-        self.limit.check_cost(cost)?;
-        let window = self.limit.window();
-        let mut connection = self.connection.clone();
-        match self.strategy {
-            Strategy::Absolute => {
-                let (allowed, admitted, retry_after_ms, reset_after_ms): (u8, u64, i64, i64) = self
-                    .script
-                    .call()
-                    .key(window_key(&self.namespace, key, "absolute"))
-                    .arg(window.bucket_ms())
-                    .arg(window.buckets())
-                    .arg(self.limit.capacity())
-                    .arg(cost)
-                    .invoke(&mut connection)
-                    .await?;
-                Ok(self.decision(allowed, admitted, retry_after_ms, reset_after_ms, None))
-            }
-            Strategy::Suppressed { .. } => {
-                let draw = self
-                    .rng
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .next_u53();
-                let (allowed, admitted, retry_after_ms, reset_after_ms, regime, observed): (
-                    u8,
-                    u64,
-                    i64,
-                    i64,
-                    u8,
-                    u64,
-                ) = self
-                    .script
-                    .call()
-                    .key(window_key(&self.namespace, key, "suppressed"))
-                    .arg(window.bucket_ms())
-                    .arg(window.buckets())
-                    .arg(self.limit.capacity())
-                    .arg(self.hard_limit)
-                    .arg(cost)
-                    .arg(draw)
-                    .invoke(&mut connection)
-                    .await?;
-                let factor = match regime {
-                    0 => 0.0,
-                    2 => 1.0,
-                    _ => suppression_factor(self.limit.capacity(), observed),
-                };
-                Ok(self.decision(
-                    allowed,
-                    admitted,
-                    retry_after_ms,
-                    reset_after_ms,
-                    Some(factor),
+        let shared = &self.shared;
+        shared.limit.check_cost(cost)?;
+        let draw = match shared.strategy {
+            Strategy::Absolute => 0,
+            Strategy::Suppressed { .. } => self
+                .rng
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .next_u53(),
+        };
+        let call = Call { cost, draw };
+        let window_key = window_key(&shared.namespace, key, shared.part());
+        let raw = match shared.route(&window_key, call) {
+            Route::Queued(receiver) => receiver.await.unwrap_or_else(|_| {
+                Err(DistkitError::unexpected_reply(
+                    OPERATION,
+                    "the combined call was abandoned",
                 ))
+            })?,
+            Route::Inline => {
+                let _inline = Inline {
+                    shared,
+                    key: &window_key,
+                };
+                shared.decide_one(&window_key, call).await?
             }
-        }
-    }
-
-    fn decision(
-        &self,
-        allowed: u8,
-        admitted: u64,
-        retry_after_ms: i64,
-        reset_after_ms: i64,
-        suppression_factor: Option<f64>,
-    ) -> Decision {
-        let capacity = self.limit.capacity();
-        Decision {
-            allowed: allowed == 1,
-            limit: capacity,
-            remaining: capacity.saturating_sub(admitted),
-            retry_after: (allowed != 1).then(|| millis(retry_after_ms)),
-            reset_after: millis(reset_after_ms),
-            suppression_factor,
-        }
+            Route::Alone => shared.decide_one(&window_key, call).await?,
+        };
+        Ok(shared.decision(raw))
     }
 
     /// The limit.
     pub fn limit(&self) -> RateLimit {
-        self.limit
+        self.shared.limit
+    }
+}
+
+const OPERATION: &str = "ratelimit.inc";
+
+impl Shared {
+    fn part(&self) -> &'static str {
+        match self.strategy {
+            Strategy::Absolute => "absolute",
+            Strategy::Suppressed { .. } => "suppressed",
+        }
+    }
+
+    fn route(&self, key: &str, call: Call) -> Route {
+        // without a runtime nothing could drain a queue: no combining
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Route::Alone;
+        }
+        let mut combiners = self
+            .combiners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let combiner = match combiners.get_mut(key) {
+            Some(combiner) => combiner,
+            None => combiners.entry(key.to_owned()).or_default(),
+        };
+        if combiner.in_flight < INLINE_CALLS {
+            combiner.in_flight += 1;
+            Route::Inline
+        } else {
+            let (reply, receiver) = oneshot::channel();
+            combiner.waiting.push((call, reply));
+            Route::Queued(receiver)
+        }
+    }
+
+    /// Ends an inline call on `key`; if calls queued and no drain task
+    /// runs, starts one. A key with nothing in flight leaves the map.
+    fn hand_over(self: &Arc<Self>, key: &str) {
+        let mut combiners = self
+            .combiners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let Some(combiner) = combiners.get_mut(key) else {
+            return;
+        };
+        combiner.in_flight = combiner.in_flight.saturating_sub(1);
+        if !combiner.waiting.is_empty() && !combiner.draining {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    combiner.draining = true;
+                    combiner.in_flight += 1;
+                    runtime.spawn(self.clone().drain(key.to_owned()));
+                }
+                Err(_) => {
+                    for (_, reply) in combiner.waiting.drain(..) {
+                        let _ = reply.send(Err(DistkitError::unexpected_reply(
+                            OPERATION,
+                            "no runtime left to send the combined call",
+                        )));
+                    }
+                }
+            }
+        }
+        if combiner.in_flight == 0 && combiner.waiting.is_empty() {
+            combiners.remove(key);
+        }
+    }
+
+    /// Sends the calls queued on `key`, one script run per batch, until
+    /// none are left; then frees the combiner.
+    async fn drain(self: Arc<Self>, key: String) {
+        loop {
+            let batch = {
+                let mut combiners = self
+                    .combiners
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let Some(combiner) = combiners.get_mut(&key) else {
+                    return;
+                };
+                if combiner.waiting.is_empty() {
+                    combiner.draining = false;
+                    combiner.in_flight = combiner.in_flight.saturating_sub(1);
+                    if combiner.in_flight == 0 {
+                        combiners.remove(&key);
+                    }
+                    return;
+                }
+                std::mem::take(&mut combiner.waiting)
+            };
+            // A caller that already gave up is not decided (nor recorded).
+            let (calls, replies): (Vec<Call>, Vec<Reply>) = batch
+                .into_iter()
+                .filter(|(_, reply)| !reply.is_closed())
+                .unzip();
+            if calls.is_empty() {
+                continue;
+            }
+            match self.decide(&key, &calls).await {
+                Ok(raws) => {
+                    let mut raws = raws.into_iter();
+                    for reply in replies {
+                        let raw = raws.next().ok_or_else(|| {
+                            DistkitError::unexpected_reply(OPERATION, "fewer decisions than calls")
+                        });
+                        let _ = reply.send(raw);
+                    }
+                }
+                Err(error) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(error.copy_for(OPERATION)));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn decide_one(&self, key: &str, call: Call) -> Result<Raw, DistkitError> {
+        self.decide(key, &[call])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| DistkitError::unexpected_reply(OPERATION, "no decision"))
+    }
+
+    /// Decides `calls` on `key` in one script run, in order.
+    async fn decide(&self, key: &str, calls: &[Call]) -> Result<Vec<Raw>, DistkitError> {
+        let window = self.limit.window();
+        let mut invocation = self
+            .script
+            .call()
+            .key(key)
+            .arg(window.bucket_ms())
+            .arg(window.buckets())
+            .arg(self.limit.capacity());
+        let width = match self.strategy {
+            Strategy::Absolute => {
+                for call in calls {
+                    invocation = invocation.arg(call.cost);
+                }
+                4
+            }
+            Strategy::Suppressed { .. } => {
+                invocation = invocation.arg(self.hard_limit);
+                for call in calls {
+                    invocation = invocation.arg(call.cost).arg(call.draw);
+                }
+                6
+            }
+        };
+        let mut connection = self.connection.clone();
+        let values: Vec<i64> = invocation.invoke(&mut connection).await?;
+        if values.len() != width * calls.len() {
+            return Err(DistkitError::unexpected_reply(
+                OPERATION,
+                format!(
+                    "{} values for {} calls of {width}",
+                    values.len(),
+                    calls.len()
+                ),
+            ));
+        }
+        Ok(values
+            .chunks_exact(width)
+            .map(|v| {
+                let get = |i: usize| v.get(i).copied().unwrap_or(0);
+                Raw {
+                    allowed: get(0) == 1,
+                    admitted: u64::try_from(get(1)).unwrap_or(0),
+                    retry_after_ms: get(2),
+                    reset_after_ms: get(3),
+                    regime: get(4),
+                    observed: u64::try_from(get(5)).unwrap_or(0),
+                }
+            })
+            .collect())
+    }
+
+    fn decision(&self, raw: Raw) -> Decision {
+        let capacity = self.limit.capacity();
+        let suppression_factor = match self.strategy {
+            Strategy::Absolute => None,
+            Strategy::Suppressed { .. } => Some(match raw.regime {
+                0 => 0.0,
+                2 => 1.0,
+                _ => suppression_factor(capacity, raw.observed),
+            }),
+        };
+        Decision {
+            allowed: raw.allowed,
+            limit: capacity,
+            remaining: capacity.saturating_sub(raw.admitted),
+            retry_after: (!raw.allowed).then(|| millis(raw.retry_after_ms)),
+            reset_after: millis(raw.reset_after_ms),
+            suppression_factor,
+        }
     }
 }
 

@@ -213,3 +213,103 @@ async fn running_totals_match_the_buckets_while_the_window_slides() {
         }
     }
 }
+
+/// `INFO commandstats`: how many script calls the server ran so far.
+async fn script_calls(conn: &mut redis::aio::ConnectionManager) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    info.lines()
+        .filter(|line| line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:"))
+        .filter_map(|line| {
+            line.split([':', ','])
+                .find_map(|field| field.strip_prefix("calls="))
+                .and_then(|calls| calls.parse::<u64>().ok())
+        })
+        .sum()
+}
+
+/// Many concurrent calls on one key from one limiter leave in combined
+/// script runs, and every caller still gets its own, linearizable decision:
+/// with unit costs, the admitted calls report the admitted totals 1, 2, ...,
+/// capacity exactly once each, and every later call is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_one_key_are_combined_and_each_decided_once() {
+    // A server of its own, so its script count is this test's alone.
+    let server = distkit_testkit::RedisServer::start();
+    let mut admin = server.connection_manager().await;
+    const CAPACITY: u64 = 150;
+    const CALLS: u64 = 400;
+    let limiter = std::sync::Arc::new(RedisRateLimiter::new(RedisOptions::new(
+        namespace("crate_combined"),
+        server.connection_manager().await,
+        limit(CAPACITY),
+    )));
+    let user = DistkitRedisKey::try_from("hot").unwrap();
+    limiter.inc(&user, 1).await.unwrap(); // loads the script
+    let before = script_calls(&mut admin).await;
+    let tasks: Vec<_> = (0..CALLS)
+        .map(|_| {
+            let (limiter, user) = (limiter.clone(), user.clone());
+            tokio::spawn(async move { limiter.inc(&user, 1).await.unwrap() })
+        })
+        .collect();
+    let mut admitted_totals = Vec::new();
+    let mut refused = 0;
+    for task in tasks {
+        let decision = task.await.unwrap();
+        if decision.is_allowed() {
+            admitted_totals.push(CAPACITY - decision.remaining());
+        } else {
+            refused += 1;
+            assert_eq!(decision.remaining(), 0);
+            assert!(decision.retry_after().unwrap() <= Duration::from_secs(10));
+        }
+    }
+    let runs = script_calls(&mut admin).await - before;
+    admitted_totals.sort_unstable();
+    // the first call took one unit
+    assert_eq!(admitted_totals, (2..=CAPACITY).collect::<Vec<_>>());
+    assert_eq!(refused, CALLS - (CAPACITY - 1));
+    assert!(runs < CALLS, "{runs} script runs for {CALLS} calls");
+    // nothing stays behind in the limiter: a later call is decided alone
+    assert!(limiter.inc(&user, 1).await.unwrap().is_rejected());
+}
+
+/// The suppressed strategy combined: admissions never pass the hard limit,
+/// and every decision carries a factor consistent with its outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_suppressed_calls_are_combined_within_the_hard_limit() {
+    const CAPACITY: u64 = 100;
+    let limiter = std::sync::Arc::new(RedisRateLimiter::new(
+        RedisOptions::new(
+            namespace("crate_combined_suppressed"),
+            shared_server().connection_manager().await,
+            limit(CAPACITY),
+        )
+        .strategy(Strategy::suppressed(1.5).unwrap()),
+    ));
+    let user = DistkitRedisKey::try_from("hot").unwrap();
+    let tasks: Vec<_> = (0..600)
+        .map(|_| {
+            let (limiter, user) = (limiter.clone(), user.clone());
+            tokio::spawn(async move { limiter.inc(&user, 1).await.unwrap() })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        let decision = task.await.unwrap();
+        let factor = decision.suppression_factor().unwrap();
+        assert!((0.0..=1.0).contains(&factor), "{factor}");
+        if decision.is_allowed() {
+            admitted += 1;
+            assert!(factor < 1.0);
+        } else {
+            assert!(factor > 0.0);
+        }
+    }
+    assert!(admitted >= CAPACITY, "{admitted}");
+    assert!(admitted <= 150, "{admitted} past the hard limit");
+}
