@@ -52,6 +52,7 @@
 mod counter_trait;
 mod instance;
 mod lax;
+mod merge;
 mod options;
 mod protocol;
 mod strict;

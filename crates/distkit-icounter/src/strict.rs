@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::instance::{InstanceInfo, generate_instance_id};
+use crate::merge::{self, Outcome};
 use crate::protocol::{APPLY, CLEANUP_BUDGET, Keys, Op, OpKind, OpStatus, Reply, parse_reply};
 use crate::{InstanceAwareCounterTrait, StrictInstanceAwareCounterOptions};
 
@@ -49,7 +50,11 @@ struct LocalSlice {
 /// Concurrent single-key calls of one instance beyond four in flight queue
 /// and leave together in the next script run: each is still applied
 /// atomically between its call and its return, with its own result, and the
-/// per-call housekeeping is paid once per run.
+/// per-call housekeeping is paid once per run. Consecutive plain `inc`s of
+/// one key in such a run (no comparator, deltas of one sign) travel as one
+/// `inc` of their sum, and each caller's result is derived from it (the
+/// state after its own increment), so a hot key costs about one script
+/// operation per round trip.
 ///
 /// The counter remembers its own slices in memory. If it was declared dead
 /// (cut off for longer than the threshold) and comes back, it restores every
@@ -502,37 +507,68 @@ impl StrictInstanceAwareCounter {
             };
             let (ops, replies): (Vec<Op>, Vec<_>) =
                 batch.into_iter().map(|w| (w.op, w.reply)).unzip();
-            let name = match ops.as_slice() {
-                [op] => op.kind.name(),
-                _ => "icounter.combined",
-            };
-            match self.execute(&ops, 0, name).await {
-                Ok(reply) => {
-                    let mut results = reply.results.into_iter();
-                    for (op, sender) in ops.iter().zip(replies) {
-                        let result = match results.next() {
-                            Some(r) if r.status == OpStatus::Overflow => {
-                                Err(DistkitError::CounterOverflow {
-                                    operation: op.kind.name(),
-                                    key: op.key.clone(),
-                                    operand: op.value,
-                                })
-                            }
-                            Some(r) => Ok((r.cumulative, r.slice)),
-                            None => {
-                                Err(DistkitError::unexpected_reply(op.kind.name(), "no result"))
-                            }
-                        };
-                        let _ = sender.send(result);
-                    }
-                }
-                Err(error) => {
-                    for (op, sender) in ops.iter().zip(replies) {
-                        let _ = sender.send(Err(error.copy_for(op.kind.name())));
-                    }
-                }
+            let results = self.run_combined(&ops).await;
+            for (sender, result) in replies.into_iter().zip(results) {
+                let _ = sender.send(result);
             }
         }
+    }
+
+    /// Runs a combined batch: runs of plain increments of one key are
+    /// merged (see [`merge`](crate::merge)), and calls of a merged
+    /// increment that overflowed are sent again one by one. One result per
+    /// op, in order.
+    async fn run_combined(&self, ops: &[Op]) -> Vec<Result<(i64, i64), DistkitError>> {
+        let (merged, sizes) = merge::merge(ops);
+        let name = match merged.as_slice() {
+            [op] => op.kind.name(),
+            _ => "icounter.combined",
+        };
+        let outcomes = match self.execute(&merged, 0, name).await {
+            Ok(reply) => merge::expand(ops, &sizes, reply.results),
+            Err(error) => {
+                return ops
+                    .iter()
+                    .map(|op| Err(error.copy_for(op.kind.name())))
+                    .collect();
+            }
+        };
+        let retry: Vec<Op> = ops
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, outcome)| matches!(outcome, Outcome::Retry))
+            .map(|(op, _)| op.clone())
+            .collect();
+        let mut retried = if retry.is_empty() {
+            Ok(Vec::new().into_iter())
+        } else {
+            self.execute(&retry, 0, "icounter.combined")
+                .await
+                .map(|reply| reply.results.into_iter())
+        };
+        ops.iter()
+            .zip(outcomes)
+            .map(|(op, outcome)| {
+                let result = match outcome {
+                    Outcome::Done(result) => Some(result),
+                    Outcome::Retry => match &mut retried {
+                        Ok(results) => results.next(),
+                        Err(error) => return Err(error.copy_for(op.kind.name())),
+                    },
+                };
+                match result {
+                    Some(r) if r.status == OpStatus::Overflow => {
+                        Err(DistkitError::CounterOverflow {
+                            operation: op.kind.name(),
+                            key: op.key.clone(),
+                            operand: op.value,
+                        })
+                    }
+                    Some(r) => Ok((r.cumulative, r.slice)),
+                    None => Err(DistkitError::unexpected_reply(op.kind.name(), "no result")),
+                }
+            })
+            .collect()
     }
 
     async fn batch(
