@@ -81,6 +81,15 @@ const INLINE_CALLS: usize = 4;
 
 /// A sliding-window rate limiter whose state lives in Redis.
 ///
+/// # Combined calls
+///
+/// While four calls of one limiter on one key are in flight, further calls
+/// on that key wait in a queue and leave together, in one script run that
+/// decides them in arrival order: each is still decided atomically, between
+/// its call and its return, with its own decision. A hot key then costs
+/// Redis one script run per round trip instead of one per call; keys
+/// without concurrent calls are unaffected.
+///
 /// ```
 /// # #[tokio::main] async fn main() -> Result<(), distkit_ratelimit::DistkitError> {
 /// # let conn = distkit_testkit::shared_server().connection_manager().await;
@@ -192,7 +201,7 @@ impl RedisRateLimiter {
     /// it if admitted (the suppressed strategy also records refused calls as
     /// observed load). One round trip; calls on a key that already has
     /// several in flight leave together with the others queued meanwhile
-    /// (see the [module docs](self)).
+    /// (see [combined calls](Self#combined-calls)).
     ///
     /// A cost of 0 or above the capacity is a [`DistkitError::RateLimit`]
     /// before anything is sent. Redis failures are [`DistkitError::Redis`].
