@@ -650,24 +650,42 @@ impl InstanceCounterWorkload {
     ) {
         let counter = self.instance(connect(endpoint).await, Some(process));
         let keys = self.keys();
-        let mut rng = SplitMix::new(process.wrapping_add(303));
-        while running() {
-            let Some(key) = keys.get(rng.below(self.keys) as usize) else {
-                break;
-            };
-            let delta = 1 + rng.below(5) as i64;
-            let name = Self::slice_name(process, key);
-            match counter.inc(key, delta).await {
-                Ok(_) => ledger.acknowledged(&name, delta),
-                Err(error) if refused(&error) => {
-                    tokio::time::sleep(ERROR_BACKOFF).await;
-                }
-                Err(_) => {
-                    ledger.unknown(&name, delta);
-                    tokio::time::sleep(ERROR_BACKOFF).await;
+        // Eight callers share the instance, so calls beyond four in flight
+        // leave in combined script runs (with merged increments), under the
+        // same faults as single calls.
+        let caller = |task: u64| {
+            let (counter, keys, ledger, running) = (&counter, &keys, &ledger, &running);
+            async move {
+                let mut rng = SplitMix::new(process.wrapping_add(303).wrapping_add(task << 32));
+                while running() {
+                    let Some(key) = keys.get(rng.below(self.keys) as usize) else {
+                        break;
+                    };
+                    let delta = 1 + rng.below(5) as i64;
+                    let name = Self::slice_name(process, key);
+                    match counter.inc(key, delta).await {
+                        Ok(_) => ledger.acknowledged(&name, delta),
+                        Err(error) if refused(&error) => {
+                            tokio::time::sleep(ERROR_BACKOFF).await;
+                        }
+                        Err(_) => {
+                            ledger.unknown(&name, delta);
+                            tokio::time::sleep(ERROR_BACKOFF).await;
+                        }
+                    }
                 }
             }
-        }
+        };
+        tokio::join!(
+            caller(0),
+            caller(1),
+            caller(2),
+            caller(3),
+            caller(4),
+            caller(5),
+            caller(6),
+            caller(7)
+        );
         let deadline = Instant::now() + Duration::from_secs(60);
         finals.read(&*counter, process, &keys, deadline).await;
     }
