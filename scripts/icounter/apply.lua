@@ -24,9 +24,11 @@
 --   3 cleanup budget (entries per call)
 --   4 flush sequence ("0": not a lax flush; otherwise the batch is applied at
 --     most once per instance and sequence)
---   5 number of operations n, then n groups of 7 arguments:
+--   5 number of operations n, then n groups of 8 arguments:
 --     op, key, value, comparator code, comparator operand, local slice,
---     local epoch
+--     local epoch, pending ("<flush sequence>:<delta>" when a lax flush
+--     carrying <delta> for this key is unconfirmed: sent, reply not seen;
+--     else "0")
 --     ops: get | inc (value = delta, comparator on cumulative)
 --          | set (global: cumulative := value, new epoch, comparator on cumulative)
 --          | seti (this slice := value, comparator on this slice)
@@ -34,9 +36,12 @@
 --          | clear (global, every key) | cleari (one page of this
 --            instance's entries set to 0; value = cursor entry, "" to start)
 --
--- Reply: { rejoined (0/1), seq, duplicate_flush (0/1), results }
+-- Reply: { rejoined (0/1), seq, duplicate_flush (0/1), results, flushed }
 --   seq: this call's sequence if it may write (any op but get, or a flush),
 --   else the last one (a read-only call sees the state of that write).
+--   flushed: when any op carried a pending flush, the last lax flush
+--   sequence of this instance applied at the end of this run (the results
+--   include that flush's deltas); else 0.
 --   result for key ops: { status, cumulative, slice, epoch }
 --     status "ok" | "nomatch" (comparator false, nothing written)
 --            | "overflow" (nothing written for this op)
@@ -115,7 +120,7 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
 local writes = flush_seq ~= "0"
 for i = 0, nops - 1 do
-  if ARGV[6 + i * 7] ~= 'get' then writes = true end
+  if ARGV[6 + i * 8] ~= 'get' then writes = true end
 end
 
 local m = redis.call('HMGET', meta, 'seq', 'cleared_at', 'check_at', 'h:' .. me)
@@ -217,15 +222,29 @@ if now > check_at then
 end
 if #meta_updates > 0 then redis.call('HSET', meta, unpack(meta_updates)) end
 
--- 3. Lax flush idempotency.
+-- 3. Lax flush idempotency. `prior_flush` is the last flush sequence
+-- applied before this run, read for a flush and for a run whose ops carry a
+-- pending flush.
 local duplicate = 0
+local prior_flush
 if flush_seq ~= "0" then
-  local last = redis.call('HGET', flushes, me)
-  if last and tonumber(last) >= tonumber(flush_seq) then
+  prior_flush = tonumber(redis.call('HGET', flushes, me)) or 0
+  if prior_flush >= tonumber(flush_seq) then
     duplicate = 1
   else
     redis.call('HSET', flushes, me, flush_seq)
   end
+end
+if not prior_flush then
+  for i = 0, nops - 1 do
+    if ARGV[6 + i * 8 + 7] ~= "0" then
+      prior_flush = tonumber(redis.call('HGET', flushes, me)) or 0
+      break
+    end
+  end
+end
+local function applied_before_this_run(seq)
+  return (prior_flush or 0) >= tonumber(seq)
 end
 
 -- Operations read and write `data` through a cache: one HMGET (per 1 000
@@ -290,7 +309,7 @@ local function prefetch()
     end
   end
   for i = 0, nops - 1 do
-    local base = 6 + i * 7
+    local base = 6 + i * 8
     local op = ARGV[base]
     if op ~= 'clear' and op ~= 'cleari' then
       want(ARGV[base + 1])
@@ -307,8 +326,12 @@ end
 -- Loads the cumulative of `key` and this instance's entry: its counted
 -- slice ("0" for a stale or missing entry). A missing entry whose local
 -- epoch is current is restored here: dead-instance cleanup removed it while
--- this instance still holds it in its local memory.
-local function load(key, local_slice, local_epoch)
+-- this instance still holds it in its local memory. The local slice is what
+-- the instance last saw confirmed; an unconfirmed lax flush (`pending`)
+-- that Redis had applied before this run was in the removed entry too, so
+-- its delta is restored with it (and a flush that had not been applied is
+-- applied by its own resend, on top of the restored slice).
+local function load(key, local_slice, local_epoch, pending)
   local entry = me .. ':' .. key
   local record, stored = field(key), field(entry)
   local state = { entry = entry, key = key, epoch = cleared_at, total = "0",
@@ -317,7 +340,15 @@ local function load(key, local_slice, local_epoch)
   if stored then
     local epoch, slice = split(stored)
     if epoch == state.epoch then state.slice = slice end
-  elseif local_epoch == state.epoch and local_slice ~= "0" then
+  elseif local_epoch == state.epoch then
+    if pending ~= "0" then
+      local seq, delta = split(pending)
+      if applied_before_this_run(seq) then
+        local_slice = add(local_slice, delta) or local_slice
+      end
+    end
+  end
+  if not stored and local_epoch == state.epoch and local_slice ~= "0" then
     local total = add(state.total, local_slice)
     if total then
       put(key, state.epoch .. ':' .. total)
@@ -376,10 +407,11 @@ end
 prefetch()
 local results = {}
 for i = 0, nops - 1 do
-  local base = 6 + i * 7
+  local base = 6 + i * 8
   local op, key, value = ARGV[base], ARGV[base + 1], ARGV[base + 2]
   local cmp, operand = ARGV[base + 3], ARGV[base + 4]
   local local_slice, local_epoch = ARGV[base + 5], ARGV[base + 6]
+  local pending = ARGV[base + 7]
 
   if op == 'clear' then
     -- earlier writes of the batch are wiped with everything else
@@ -394,7 +426,7 @@ for i = 0, nops - 1 do
     results[#results + 1] = clear_page(value)
     cache = {}
   else
-    local state = load(key, local_slice, local_epoch)
+    local state = load(key, local_slice, local_epoch, pending)
     local reported = state
     local status = "ok"
     if duplicate == 1 or op == 'get' then
@@ -444,4 +476,9 @@ for i = 0, nops - 1 do
 end
 write_back()
 
-return { rejoined, seq, duplicate, results }
+local flushed = 0
+if prior_flush then
+  flushed = prior_flush
+  if flush_seq ~= "0" and duplicate == 0 then flushed = tonumber(flush_seq) end
+end
+return { rejoined, seq, duplicate, results, flushed }

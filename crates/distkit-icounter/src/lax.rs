@@ -116,7 +116,18 @@ impl LaxBackend for LaxInner {
                 _ => Op::new(OpKind::Get, entry.key().as_str(), 0, CounterComparator::Nil),
             })
             .collect();
+        // Until confirmed, the batch's deltas are pending: a run that
+        // restores this instance's removed entries (it came back after being
+        // declared dead) adds them where Redis had applied the batch.
+        self.strict.set_pending(
+            sequence,
+            ops.iter()
+                .filter(|op| op.kind == OpKind::Inc)
+                .map(|op| (op.key.clone(), op.value))
+                .collect(),
+        );
         let results = self.strict.apply_flush(&ops, sequence).await?;
+        self.strict.clear_pending(sequence);
         Ok(results
             .into_iter()
             .zip(&deltas)

@@ -104,7 +104,14 @@ impl Op {
         }
     }
 
-    pub(crate) fn push_args(&self, call: &mut distkit_core::ScriptCall<'_>, local: (i64, u64)) {
+    /// Pushes this op's 8 arguments; `pending`: the sequence and delta of an
+    /// unconfirmed lax flush of this key.
+    pub(crate) fn push_args(
+        &self,
+        call: &mut distkit_core::ScriptCall<'_>,
+        local: (i64, u64),
+        pending: Option<(u64, i64)>,
+    ) {
         let (code, operand) = self.comparator.script_args();
         call.push_arg(self.kind.code()).push_arg(&self.key);
         if self.kind == OpKind::ClearOnInstance {
@@ -116,6 +123,10 @@ impl Op {
             .push_arg(operand)
             .push_arg(local.0.to_string())
             .push_arg(local.1.to_string());
+        match pending {
+            Some((sequence, delta)) => call.push_arg(format!("{sequence}:{delta}")),
+            None => call.push_arg("0"),
+        };
     }
 }
 
@@ -142,6 +153,9 @@ pub(crate) struct Reply {
     pub(crate) rejoined: bool,
     pub(crate) seq: u64,
     pub(crate) results: Vec<OpResult>,
+    /// When ops carried a pending flush: the last lax flush sequence applied
+    /// at the end of the run (its deltas are in the results); else 0.
+    pub(crate) flushed: u64,
 }
 
 fn text(op: &'static str, value: &Value) -> Result<String, DistkitError> {
@@ -178,7 +192,7 @@ fn short(op: &'static str) -> DistkitError {
 
 pub(crate) fn parse_reply(op: &'static str, value: &Value) -> Result<Reply, DistkitError> {
     let top = array(op, value)?;
-    let [rejoined, seq, _duplicate, results] = top else {
+    let [rejoined, seq, _duplicate, results, flushed] = top else {
         return Err(short(op));
     };
     let mut parsed = Vec::new();
@@ -220,5 +234,6 @@ pub(crate) fn parse_reply(op: &'static str, value: &Value) -> Result<Reply, Dist
         rejoined: int::<i64>(op, rejoined)? == 1,
         seq: int(op, seq)?,
         results: parsed,
+        flushed: int(op, flushed)?,
     })
 }

@@ -1,7 +1,8 @@
 //! [`StrictInstanceAwareCounter`]: every call is one atomic script run.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -83,6 +84,10 @@ pub struct StrictInstanceAwareCounter {
     instance_id: String,
     dead_instance_threshold_ms: u64,
     memory: DashMap<String, LocalSlice>,
+    /// The lax flush sent but not confirmed (its reply not seen), if any:
+    /// its sequence, and per key the delta it carries that `memory` does not
+    /// include yet (see `pending_for`).
+    pending: Mutex<Option<(u64, HashMap<String, i64>)>>,
     needs_recovery: AtomicBool,
     recovery: tokio::sync::Mutex<()>,
     heartbeat_task: Mutex<Option<JoinHandle<()>>>,
@@ -181,6 +186,7 @@ impl StrictInstanceAwareCounter {
                 .unwrap_or_else(generate_instance_id),
             dead_instance_threshold_ms: threshold,
             memory: DashMap::new(),
+            pending: Mutex::new(None),
             needs_recovery: AtomicBool::new(false),
             recovery: tokio::sync::Mutex::new(()),
             heartbeat_task: Mutex::new(None),
@@ -267,6 +273,50 @@ impl StrictInstanceAwareCounter {
             .unwrap_or((0, 0))
     }
 
+    /// The unconfirmed lax flush's sequence and delta for `key`, if its
+    /// delta is not in `memory` yet: a run that restores this instance's
+    /// removed entry adds it when Redis had applied that flush.
+    fn pending_for(&self, key: &str) -> Option<(u64, i64)> {
+        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let (sequence, deltas) = pending.as_ref()?;
+        deltas.get(key).map(|delta| (*sequence, *delta))
+    }
+
+    /// A lax flush of `deltas` under `sequence` is about to be sent (or
+    /// resent): until confirmed, its deltas are pending.
+    pub(crate) fn set_pending(&self, sequence: u64, deltas: HashMap<String, i64>) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        match pending.as_ref() {
+            // a resend: keys already settled stay settled
+            Some((current, _)) if *current == sequence => {}
+            _ => *pending = Some((sequence, deltas)),
+        }
+    }
+
+    /// The lax flush `sequence` is confirmed: nothing is pending any more.
+    pub(crate) fn clear_pending(&self, sequence: u64) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if pending
+            .as_ref()
+            .is_some_and(|(current, _)| *current <= sequence)
+        {
+            *pending = None;
+        }
+    }
+
+    /// A run whose results include lax flush `flushed` remembered `keys`:
+    /// their memory now holds that flush's deltas.
+    fn settle_pending<'k>(&self, keys: impl Iterator<Item = &'k str>, flushed: u64) {
+        let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((sequence, deltas)) = pending.as_mut()
+            && *sequence <= flushed
+        {
+            for key in keys {
+                deltas.remove(key);
+            }
+        }
+    }
+
     fn remember(&self, key: &str, slice: i64, epoch: u64, seq: u64) {
         if let Some(mut entry) = self.memory.get_mut(key) {
             if seq >= entry.seq {
@@ -303,7 +353,7 @@ impl StrictInstanceAwareCounter {
             .push_arg(flush_seq)
             .push_arg(ops.len());
         for op in ops {
-            op.push_args(&mut call, self.local(&op.key));
+            op.push_args(&mut call, self.local(&op.key), self.pending_for(&op.key));
         }
         // A first call also reports `rejoined`; only an instance that held
         // slices before the call has anything to restore.
@@ -331,6 +381,15 @@ impl StrictInstanceAwareCounter {
                 OpKind::Clear => self.memory.retain(|_, entry| entry.seq > reply.seq),
                 OpKind::ClearOnInstance => {}
             }
+        }
+        if reply.flushed > 0 {
+            // the keys whose results were remembered above
+            let remembered = ops
+                .iter()
+                .zip(&reply.results)
+                .filter(|(_, result)| result.status != OpStatus::Overflow)
+                .map(|(op, _)| op.key.as_str());
+            self.settle_pending(remembered, reply.flushed);
         }
         if reply.rejoined && had_slices {
             self.needs_recovery.store(true, Ordering::SeqCst);

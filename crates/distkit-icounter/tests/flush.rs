@@ -46,7 +46,7 @@ async fn flush_call(conn: &mut RedisConnection, p: &DistkitRedisKey, seq: u64) -
         .arg(200)
         .arg(seq)
         .arg(1)
-        .arg(["inc", "k", "5", "nil", "0", "0", "0"].as_slice());
+        .arg(["inc", "k", "5", "nil", "0", "0", "0", "0"].as_slice());
     invocation.invoke_async(conn).await.unwrap()
 }
 
@@ -120,6 +120,105 @@ async fn batch_resent_after_a_lost_reply_applies_once() {
     lax.flush().await.unwrap();
     assert_eq!(reader.get(&k).await.unwrap(), (6, 0));
     assert_eq!(lax.get(&k).await.unwrap(), (6, 6));
+}
+
+/// The hardest case for a lax instance: a flush lands but its reply is
+/// lost, the instance is then cut off long enough to be declared dead, a
+/// survivor's cleanup removes only part of its entries (the per-call budget
+/// is 200, the instance wrote 250 keys), and then it comes back. Every key
+/// must end up with the instance's whole slice, the lost-reply batch
+/// included, counted once: on the cleaned keys the batch is restored with
+/// the rest of the slice, on the others it is not applied again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_reply_then_partial_cleanup_restores_every_delta_once() {
+    const KEYS: usize = 250;
+    const THRESHOLD_MS: u64 = 1_000;
+    let server = distkit_testkit::shared_server();
+    let proxy = distkit_testkit::FaultProxy::start(server.port());
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(Duration::from_millis(300)))
+        .set_connection_timeout(Some(Duration::from_millis(300)));
+    let client = redis::Client::open(proxy.url()).unwrap();
+    let conn: RedisConnection = client
+        .get_connection_manager_with_config(config)
+        .await
+        .unwrap()
+        .into();
+    let p = prefix("icf_lost_cleanup");
+    let lax = LaxInstanceAwareCounter::new(
+        LaxInstanceAwareCounterOptions::new(p.clone(), conn)
+            .with_dead_instance_threshold_ms(THRESHOLD_MS)
+            .with_flush_interval(Duration::from_secs(3600)),
+    );
+    let keys: Vec<DistkitRedisKey> = (0..KEYS).map(|i| key(&format!("k{i}"))).collect();
+    for k in &keys {
+        lax.inc(k, 1).await.unwrap();
+    }
+    lax.flush().await.unwrap();
+    for k in &keys {
+        lax.inc(k, 10).await.unwrap();
+    }
+    // The +10 batch is sent, held by the proxy, and its flush abandoned
+    // before the reply: it stays in flight.
+    proxy.pause();
+    let abandoned = tokio::time::timeout(Duration::from_millis(200), lax.flush()).await;
+    assert!(abandoned.is_err());
+    proxy.resume();
+    let direct = || async { server.connection_manager().await };
+    let fresh_reader = |conn| {
+        StrictInstanceAwareCounter::new(
+            StrictInstanceAwareCounterOptions::new(p.clone(), conn)
+                .with_dead_instance_threshold_ms(THRESHOLD_MS),
+        )
+    };
+    let refs: Vec<&DistkitRedisKey> = keys.iter().collect();
+    let totals = |values: Vec<(&DistkitRedisKey, i64, i64)>| -> Vec<i64> {
+        values.into_iter().map(|(_, total, _)| total).collect()
+    };
+    // The held request lands once the proxy resumes.
+    let mut landed = false;
+    for _ in 0..50 {
+        let probe = fresh_reader(direct().await);
+        if probe.get(&keys[0]).await.unwrap().0 == 11 {
+            landed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(landed, "the +10 batch reached Redis");
+    // Cut off for longer than the threshold.
+    proxy.partition();
+    tokio::time::sleep(Duration::from_millis(THRESHOLD_MS * 13 / 10)).await;
+    // One call of a survivor declares it dead and removes 200 of its 250
+    // entries; the survivor is then dropped, so nothing removes the rest.
+    let survivor = fresh_reader(direct().await);
+    let seen = totals(survivor.get_all(&refs).await.unwrap());
+    drop(survivor);
+    let cleaned = seen.iter().filter(|total| **total == 0).count();
+    assert_eq!(cleaned, 200, "partial cleanup: {seen:?}");
+    assert!(seen.iter().all(|total| *total == 0 || *total == 11));
+    // Back: the in-flight batch is resent, the instance restores its slices.
+    proxy.heal();
+    let mut flushed = false;
+    for _ in 0..50 {
+        if lax.flush().await.is_ok() {
+            flushed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(flushed);
+    lax.strict().heartbeat().await.unwrap();
+    let reader = fresh_reader(direct().await);
+    let after = totals(reader.get_all(&refs).await.unwrap());
+    assert_eq!(
+        after,
+        vec![11; KEYS],
+        "every key holds the whole slice once"
+    );
+    for k in keys.iter().take(3) {
+        assert_eq!(lax.get(k).await.unwrap(), (11, 11));
+    }
 }
 
 #[tokio::test]
