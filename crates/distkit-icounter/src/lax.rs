@@ -103,11 +103,15 @@ impl LaxBackend for LaxInner {
             .iter()
             .map(|entry| i64::try_from(entry.delta()).ok())
             .collect();
+        // A batch that a reply of another run showed applied (its own reply
+        // was lost) is resent as reads: Redis holds its deltas, even if the
+        // record of its sequence went with a full cleanup of this instance.
+        let applied = self.strict.flush_applied(sequence);
         let ops: Vec<Op> = batch
             .iter()
             .zip(&deltas)
             .map(|(entry, delta)| match delta {
-                Some(delta) if *delta != 0 => Op::new(
+                Some(delta) if *delta != 0 && !applied => Op::new(
                     OpKind::Inc,
                     entry.key().as_str(),
                     *delta,

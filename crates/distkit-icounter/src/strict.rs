@@ -1,7 +1,7 @@
 //! [`StrictInstanceAwareCounter`]: every call is one atomic script run.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -88,6 +88,8 @@ pub struct StrictInstanceAwareCounter {
     /// its sequence, and per key the delta it carries that `memory` does not
     /// include yet (see `pending_for`).
     pending: Mutex<Option<(u64, HashMap<String, i64>)>>,
+    /// The highest lax flush sequence a reply showed applied in Redis.
+    flush_applied: AtomicU64,
     needs_recovery: AtomicBool,
     recovery: tokio::sync::Mutex<()>,
     heartbeat_task: Mutex<Option<JoinHandle<()>>>,
@@ -187,6 +189,7 @@ impl StrictInstanceAwareCounter {
             dead_instance_threshold_ms: threshold,
             memory: DashMap::new(),
             pending: Mutex::new(None),
+            flush_applied: AtomicU64::new(0),
             needs_recovery: AtomicBool::new(false),
             recovery: tokio::sync::Mutex::new(()),
             heartbeat_task: Mutex::new(None),
@@ -293,6 +296,12 @@ impl StrictInstanceAwareCounter {
         }
     }
 
+    /// Whether a reply showed lax flush `sequence` applied in Redis (its
+    /// own reply may have been lost): a resend must then only read.
+    pub(crate) fn flush_applied(&self, sequence: u64) -> bool {
+        self.flush_applied.load(Ordering::SeqCst) >= sequence
+    }
+
     /// The lax flush `sequence` is confirmed: nothing is pending any more.
     pub(crate) fn clear_pending(&self, sequence: u64) {
         let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
@@ -383,6 +392,8 @@ impl StrictInstanceAwareCounter {
             }
         }
         if reply.flushed > 0 {
+            self.flush_applied
+                .fetch_max(reply.flushed, Ordering::SeqCst);
             // the keys whose results were remembered above
             let remembered = ops
                 .iter()

@@ -124,14 +124,13 @@ async fn batch_resent_after_a_lost_reply_applies_once() {
 
 /// The hardest case for a lax instance: a flush lands but its reply is
 /// lost, the instance is then cut off long enough to be declared dead, a
-/// survivor's cleanup removes only part of its entries (the per-call budget
-/// is 200, the instance wrote 250 keys), and then it comes back. Every key
-/// must end up with the instance's whole slice, the lost-reply batch
-/// included, counted once: on the cleaned keys the batch is restored with
-/// the rest of the slice, on the others it is not applied again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lost_reply_then_partial_cleanup_restores_every_delta_once() {
-    const KEYS: usize = 250;
+/// survivor's cleanup removes its entries (the per-call budget is 200: with
+/// 250 keys only part of them; with 50 all of them, which also forgets the
+/// instance's flush sequence), and then it comes back. Every key must end
+/// up with the instance's whole slice, the lost-reply batch included,
+/// counted once: on the cleaned keys the batch is restored with the rest of
+/// the slice, on the others it is not applied again.
+async fn lost_reply_then_cleanup_restores_every_delta_once(keys_count: usize) {
     const THRESHOLD_MS: u64 = 1_000;
     let server = distkit_testkit::shared_server();
     let proxy = distkit_testkit::FaultProxy::start(server.port());
@@ -150,7 +149,7 @@ async fn lost_reply_then_partial_cleanup_restores_every_delta_once() {
             .with_dead_instance_threshold_ms(THRESHOLD_MS)
             .with_flush_interval(Duration::from_secs(3600)),
     );
-    let keys: Vec<DistkitRedisKey> = (0..KEYS).map(|i| key(&format!("k{i}"))).collect();
+    let keys: Vec<DistkitRedisKey> = (0..keys_count).map(|i| key(&format!("k{i}"))).collect();
     for k in &keys {
         lax.inc(k, 1).await.unwrap();
     }
@@ -189,13 +188,13 @@ async fn lost_reply_then_partial_cleanup_restores_every_delta_once() {
     // Cut off for longer than the threshold.
     proxy.partition();
     tokio::time::sleep(Duration::from_millis(THRESHOLD_MS * 13 / 10)).await;
-    // One call of a survivor declares it dead and removes 200 of its 250
+    // One call of a survivor declares it dead and removes up to 200 of its
     // entries; the survivor is then dropped, so nothing removes the rest.
     let survivor = fresh_reader(direct().await);
     let seen = totals(survivor.get_all(&refs).await.unwrap());
     drop(survivor);
     let cleaned = seen.iter().filter(|total| **total == 0).count();
-    assert_eq!(cleaned, 200, "partial cleanup: {seen:?}");
+    assert_eq!(cleaned, keys_count.min(200), "cleanup: {seen:?}");
     assert!(seen.iter().all(|total| *total == 0 || *total == 11));
     // Back: the in-flight batch is resent, the instance restores its slices.
     proxy.heal();
@@ -213,12 +212,22 @@ async fn lost_reply_then_partial_cleanup_restores_every_delta_once() {
     let after = totals(reader.get_all(&refs).await.unwrap());
     assert_eq!(
         after,
-        vec![11; KEYS],
+        vec![11; keys_count],
         "every key holds the whole slice once"
     );
     for k in keys.iter().take(3) {
         assert_eq!(lax.get(k).await.unwrap(), (11, 11));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_reply_then_partial_cleanup_restores_every_delta_once() {
+    lost_reply_then_cleanup_restores_every_delta_once(250).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_reply_then_full_cleanup_restores_every_delta_once() {
+    lost_reply_then_cleanup_restores_every_delta_once(50).await;
 }
 
 #[tokio::test]
