@@ -39,9 +39,9 @@
 -- Reply: { rejoined (0/1), seq, duplicate_flush (0/1), results, flushed }
 --   seq: this call's sequence if it may write (any op but get, or a flush),
 --   else the last one (a read-only call sees the state of that write).
---   flushed: when any op carried a pending flush, the last lax flush
---   sequence of this instance applied at the end of this run (the results
---   include that flush's deltas); else 0.
+--   flushed: for a flush, or a run whose ops carry a pending flush, the
+--   last lax flush sequence of this instance applied at the end of this run
+--   (the results include that flush's deltas); else 0.
 --   result for key ops: { status, cumulative, slice, epoch }
 --     status "ok" | "nomatch" (comparator false, nothing written)
 --            | "overflow" (nothing written for this op)

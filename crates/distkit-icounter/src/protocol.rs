@@ -153,8 +153,9 @@ pub(crate) struct Reply {
     pub(crate) rejoined: bool,
     pub(crate) seq: u64,
     pub(crate) results: Vec<OpResult>,
-    /// When ops carried a pending flush: the last lax flush sequence applied
-    /// at the end of the run (its deltas are in the results); else 0.
+    /// For a flush, or a run whose ops carried a pending flush: the last lax
+    /// flush sequence applied at the end of the run (its deltas are in the
+    /// results); else 0.
     pub(crate) flushed: u64,
 }
 
