@@ -320,7 +320,11 @@ impl LaxInstanceAwareCounter {
     /// ```
     pub fn new(options: LaxInstanceAwareCounterOptions) -> Arc<Self> {
         let inner = Arc::new(LaxInner {
-            strict: StrictInstanceAwareCounter::new(options.strict()),
+            strict: {
+                let strict = StrictInstanceAwareCounter::new(options.strict());
+                strict.remember_zero_slices();
+                strict
+            },
             buffer: LaxBuffer::new(options.flush_interval, options.allowed_lag),
         });
         let task = LaxBuffer::spawn_flush_loop(&inner);

@@ -61,7 +61,7 @@ struct LocalSlice {
 /// (cut off for longer than the threshold) and comes back, it restores every
 /// slice the cleanup removed, on every key it contributed to, without
 /// counting any of them twice. Memory grows with the number of keys this
-/// instance has written.
+/// instance has written (for the core of a lax counter, also read).
 ///
 /// ```
 /// # #[tokio::main] async fn main() -> Result<(), distkit_icounter::DistkitError> {
@@ -90,6 +90,10 @@ pub struct StrictInstanceAwareCounter {
     pending: Mutex<Option<(u64, HashMap<String, i64>)>>,
     /// The highest lax flush sequence a reply showed applied in Redis.
     flush_applied: AtomicU64,
+    /// Remember zero slices too (the core of a lax counter): a key's epoch
+    /// is then known before its first flush, so a flush whose reply is lost
+    /// can be restored on it (see `pending_for`).
+    remember_zero_slices: AtomicBool,
     needs_recovery: AtomicBool,
     recovery: tokio::sync::Mutex<()>,
     heartbeat_task: Mutex<Option<JoinHandle<()>>>,
@@ -190,6 +194,7 @@ impl StrictInstanceAwareCounter {
             memory: DashMap::new(),
             pending: Mutex::new(None),
             flush_applied: AtomicU64::new(0),
+            remember_zero_slices: AtomicBool::new(false),
             needs_recovery: AtomicBool::new(false),
             recovery: tokio::sync::Mutex::new(()),
             heartbeat_task: Mutex::new(None),
@@ -296,6 +301,12 @@ impl StrictInstanceAwareCounter {
         }
     }
 
+    /// Makes this counter remember zero slices too (the core of a lax
+    /// counter, whose keys are read before their first flush).
+    pub(crate) fn remember_zero_slices(&self) {
+        self.remember_zero_slices.store(true, Ordering::Relaxed);
+    }
+
     /// Whether a reply showed lax flush `sequence` applied in Redis (its
     /// own reply may have been lost): a resend must then only read.
     pub(crate) fn flush_applied(&self, sequence: u64) -> bool {
@@ -333,7 +344,7 @@ impl StrictInstanceAwareCounter {
             }
             return;
         }
-        if slice != 0 {
+        if slice != 0 || self.remember_zero_slices.load(Ordering::Relaxed) {
             self.memory
                 .entry(key.to_owned())
                 .and_modify(|entry| {

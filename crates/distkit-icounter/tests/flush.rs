@@ -149,14 +149,25 @@ async fn lost_reply_then_cleanup_restores_every_delta_once(keys_count: usize) {
             .with_dead_instance_threshold_ms(THRESHOLD_MS)
             .with_flush_interval(Duration::from_secs(3600)),
     );
+    // A prefix cleared once: epochs are no longer "0".
+    lax.clear().await.unwrap();
     let keys: Vec<DistkitRedisKey> = (0..keys_count).map(|i| key(&format!("k{i}"))).collect();
-    for k in &keys {
-        lax.inc(k, 1).await.unwrap();
+    // Even keys get 1 first; odd keys are first written by the lost batch
+    // (only read before it).
+    for (i, k) in keys.iter().enumerate() {
+        if i % 2 == 0 {
+            lax.inc(k, 1).await.unwrap();
+        } else {
+            lax.get(k).await.unwrap();
+        }
     }
     lax.flush().await.unwrap();
     for k in &keys {
         lax.inc(k, 10).await.unwrap();
     }
+    let expected: Vec<i64> = (0..keys_count)
+        .map(|i| if i % 2 == 0 { 11 } else { 10 })
+        .collect();
     // The +10 batch is sent, held by the proxy, and its flush abandoned
     // before the reply: it stays in flight.
     proxy.pause();
@@ -195,7 +206,11 @@ async fn lost_reply_then_cleanup_restores_every_delta_once(keys_count: usize) {
     drop(survivor);
     let cleaned = seen.iter().filter(|total| **total == 0).count();
     assert_eq!(cleaned, keys_count.min(200), "cleanup: {seen:?}");
-    assert!(seen.iter().all(|total| *total == 0 || *total == 11));
+    assert!(
+        seen.iter()
+            .zip(&expected)
+            .all(|(total, expected)| *total == 0 || total == expected)
+    );
     // Back: the in-flight batch is resent, the instance restores its slices.
     proxy.heal();
     let mut flushed = false;
@@ -210,13 +225,9 @@ async fn lost_reply_then_cleanup_restores_every_delta_once(keys_count: usize) {
     lax.strict().heartbeat().await.unwrap();
     let reader = fresh_reader(direct().await);
     let after = totals(reader.get_all(&refs).await.unwrap());
-    assert_eq!(
-        after,
-        vec![11; keys_count],
-        "every key holds the whole slice once"
-    );
-    for k in keys.iter().take(3) {
-        assert_eq!(lax.get(k).await.unwrap(), (11, 11));
+    assert_eq!(after, expected, "every key holds the whole slice once");
+    for (k, expected) in keys.iter().zip(&expected).take(4) {
+        assert_eq!(lax.get(k).await.unwrap(), (*expected, *expected));
     }
 }
 
