@@ -122,6 +122,120 @@ async fn batch_resent_after_a_lost_reply_applies_once() {
     assert_eq!(lax.get(&k).await.unwrap(), (6, 6));
 }
 
+/// Network faults for one instance: on a single node through the fault
+/// proxy; on a cluster, writes held with `CLIENT PAUSE ... WRITE` on the
+/// shard of the prefix, and the instance cut off with its own ACL user.
+enum Net {
+    Single(distkit_testkit::FaultProxy),
+    Cluster(distkit_testkit::AclCut),
+}
+
+impl Net {
+    async fn single() -> Self {
+        Net::Single(distkit_testkit::FaultProxy::start(
+            distkit_testkit::shared_server().port(),
+        ))
+    }
+
+    async fn cluster(user: &str) -> Self {
+        Net::Cluster(distkit_testkit::AclCut::new(distkit_testkit::shared_cluster(), user).await)
+    }
+
+    /// The instance's connection (300 ms timeouts), through the fault.
+    async fn instance_connection(&self, _p: &DistkitRedisKey) -> RedisConnection {
+        let timeout = Duration::from_millis(300);
+        match self {
+            Net::Single(proxy) => {
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_response_timeout(Some(timeout))
+                    .set_connection_timeout(Some(timeout));
+                redis::Client::open(proxy.url())
+                    .unwrap()
+                    .get_connection_manager_with_config(config)
+                    .await
+                    .unwrap()
+                    .into()
+            }
+            Net::Cluster(cut) => {
+                let builder = cut
+                    .client_builder(distkit_testkit::shared_cluster())
+                    .response_timeout(timeout)
+                    .connection_timeout(timeout);
+                RedisConnection::open_cluster_with(builder).await.unwrap()
+            }
+        }
+    }
+
+    /// A connection that no fault touches.
+    async fn direct(&self) -> RedisConnection {
+        match self {
+            Net::Single(_) => distkit_testkit::shared_server()
+                .connection_manager()
+                .await
+                .into(),
+            Net::Cluster(_) => distkit_testkit::shared_cluster().connection().await.into(),
+        }
+    }
+
+    /// The node serving the prefix's keys (cluster only).
+    async fn owner(p: &DistkitRedisKey) -> redis::aio::MultiplexedConnection {
+        let cluster = distkit_testkit::shared_cluster();
+        let node = cluster
+            .owner_of(&format!("distkit:icounter:{{{}}}:meta", p.as_str()))
+            .unwrap();
+        node.client()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
+    /// Requests are held before Redis runs them.
+    async fn hold_writes(&self, p: &DistkitRedisKey) {
+        match self {
+            Net::Single(proxy) => proxy.pause(),
+            Net::Cluster(_) => {
+                let mut owner = Self::owner(p).await;
+                let () = redis::cmd("CLIENT")
+                    .arg("PAUSE")
+                    .arg(10_000)
+                    .arg("WRITE")
+                    .query_async(&mut owner)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// Held requests run (their callers gave up on them meanwhile).
+    async fn release_writes(&self, p: &DistkitRedisKey) {
+        match self {
+            Net::Single(proxy) => proxy.resume(),
+            Net::Cluster(_) => {
+                let mut owner = Self::owner(p).await;
+                let () = redis::cmd("CLIENT")
+                    .arg("UNPAUSE")
+                    .query_async(&mut owner)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    async fn partition(&self) {
+        match self {
+            Net::Single(proxy) => proxy.partition(),
+            Net::Cluster(cut) => cut.cut().await,
+        }
+    }
+
+    async fn heal(&self) {
+        match self {
+            Net::Single(proxy) => proxy.heal(),
+            Net::Cluster(cut) => cut.heal().await,
+        }
+    }
+}
+
 /// The hardest case for a lax instance: a flush lands but its reply is
 /// lost, the instance is then cut off long enough to be declared dead, a
 /// survivor's cleanup removes its entries (the per-call budget is 200: with
@@ -130,20 +244,10 @@ async fn batch_resent_after_a_lost_reply_applies_once() {
 /// up with the instance's whole slice, the lost-reply batch included,
 /// counted once: on the cleaned keys the batch is restored with the rest of
 /// the slice, on the others it is not applied again.
-async fn lost_reply_then_cleanup_restores_every_delta_once(keys_count: usize) {
+async fn lost_reply_then_cleanup_restores_every_delta_once(net: Net, keys_count: usize) {
     const THRESHOLD_MS: u64 = 1_000;
-    let server = distkit_testkit::shared_server();
-    let proxy = distkit_testkit::FaultProxy::start(server.port());
-    let config = redis::aio::ConnectionManagerConfig::new()
-        .set_response_timeout(Some(Duration::from_millis(300)))
-        .set_connection_timeout(Some(Duration::from_millis(300)));
-    let client = redis::Client::open(proxy.url()).unwrap();
-    let conn: RedisConnection = client
-        .get_connection_manager_with_config(config)
-        .await
-        .unwrap()
-        .into();
     let p = prefix("icf_lost_cleanup");
+    let conn = net.instance_connection(&p).await;
     let lax = LaxInstanceAwareCounter::new(
         LaxInstanceAwareCounterOptions::new(p.clone(), conn)
             .with_dead_instance_threshold_ms(THRESHOLD_MS)
@@ -170,11 +274,11 @@ async fn lost_reply_then_cleanup_restores_every_delta_once(keys_count: usize) {
         .collect();
     // The +10 batch is sent, held by the proxy, and its flush abandoned
     // before the reply: it stays in flight.
-    proxy.pause();
+    net.hold_writes(&p).await;
     let abandoned = tokio::time::timeout(Duration::from_millis(200), lax.flush()).await;
     assert!(abandoned.is_err());
-    proxy.resume();
-    let direct = || async { server.connection_manager().await };
+    net.release_writes(&p).await;
+    let direct = || net.direct();
     let fresh_reader = |conn| {
         StrictInstanceAwareCounter::new(
             StrictInstanceAwareCounterOptions::new(p.clone(), conn)
@@ -189,7 +293,11 @@ async fn lost_reply_then_cleanup_restores_every_delta_once(keys_count: usize) {
     let mut landed = false;
     for _ in 0..50 {
         let probe = fresh_reader(direct().await);
-        if probe.get(&keys[0]).await.unwrap().0 == 11 {
+        if probe
+            .get(&keys[0])
+            .await
+            .is_ok_and(|(total, _)| total == 11)
+        {
             landed = true;
             break;
         }
@@ -197,7 +305,7 @@ async fn lost_reply_then_cleanup_restores_every_delta_once(keys_count: usize) {
     }
     assert!(landed, "the +10 batch reached Redis");
     // Cut off for longer than the threshold.
-    proxy.partition();
+    net.partition().await;
     tokio::time::sleep(Duration::from_millis(THRESHOLD_MS * 13 / 10)).await;
     // One call of a survivor declares it dead and removes up to 200 of its
     // entries; the survivor is then dropped, so nothing removes the rest.
@@ -212,7 +320,7 @@ async fn lost_reply_then_cleanup_restores_every_delta_once(keys_count: usize) {
             .all(|(total, expected)| *total == 0 || total == expected)
     );
     // Back: the in-flight batch is resent, the instance restores its slices.
-    proxy.heal();
+    net.heal().await;
     let mut flushed = false;
     for _ in 0..50 {
         if lax.flush().await.is_ok() {
@@ -233,12 +341,24 @@ async fn lost_reply_then_cleanup_restores_every_delta_once(keys_count: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_reply_then_partial_cleanup_restores_every_delta_once() {
-    lost_reply_then_cleanup_restores_every_delta_once(250).await;
+    lost_reply_then_cleanup_restores_every_delta_once(Net::single().await, 250).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lost_reply_then_full_cleanup_restores_every_delta_once() {
-    lost_reply_then_cleanup_restores_every_delta_once(50).await;
+    lost_reply_then_cleanup_restores_every_delta_once(Net::single().await, 50).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_reply_then_partial_cleanup_restores_every_delta_once_cluster() {
+    let net = Net::cluster(&distkit_testkit::unique_prefix("icf-cut-partial")).await;
+    lost_reply_then_cleanup_restores_every_delta_once(net, 250).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_reply_then_full_cleanup_restores_every_delta_once_cluster() {
+    let net = Net::cluster(&distkit_testkit::unique_prefix("icf-cut-full")).await;
+    lost_reply_then_cleanup_restores_every_delta_once(net, 50).await;
 }
 
 #[tokio::test]
