@@ -36,9 +36,14 @@
 --          | clear (global, every key) | cleari (one page of this
 --            instance's entries set to 0; value = cursor entry, "" to start)
 --
--- Reply: { rejoined (0/1), seq, duplicate_flush (0/1), results, flushed }
+-- Reply: { rejoined (0/1), seq, duplicate_flush (0/1), results, flushed,
+--          joined }
 --   seq: this call's sequence if it may write (any op but get, or a flush),
 --   else the last one (a read-only call sees the state of that write).
+--   joined: the number of this instance's current membership (meta
+--   j:<id>, from the counter meta.joins, drawn when it joined or rejoined):
+--   a run after a rejoin tells the instance so even when another of its
+--   runs got `rejoined`.
 --   flushed: for a flush, or a run whose ops carry a pending flush, the
 --   last lax flush sequence of this instance applied at the end of this run
 --   (the results include that flush's deltas); else 0.
@@ -123,7 +128,7 @@ for i = 0, nops - 1 do
   if ARGV[6 + i * 8] ~= 'get' then writes = true end
 end
 
-local m = redis.call('HMGET', meta, 'seq', 'cleared_at', 'check_at', 'h:' .. me)
+local m = redis.call('HMGET', meta, 'seq', 'cleared_at', 'check_at', 'h:' .. me, 'j:' .. me)
 local seq
 if writes then
   seq = redis.call('HINCRBY', meta, 'seq', 1)
@@ -141,9 +146,13 @@ local meta_updates = {}
 -- and any cleanup of them stops; entries already removed are restored from
 -- its local memory.
 local rejoined = 0
+local joined = tonumber(m[5]) or 0
 if not my_beat then
   rejoined = 1
   redis.call('ZREM', dead, me)
+  joined = redis.call('HINCRBY', meta, 'joins', 1)
+  meta_updates[#meta_updates + 1] = 'j:' .. me
+  meta_updates[#meta_updates + 1] = string.format('%d', joined)
 end
 if not my_beat or now - my_beat >= beat_every then
   redis.call('ZADD', instances, now, me)
@@ -191,7 +200,7 @@ if now > check_at then
   for _, id in ipairs(expired) do
     redis.call('ZREM', instances, id)
     redis.call('ZADD', dead, now, id)
-    redis.call('HDEL', meta, 'h:' .. id)
+    redis.call('HDEL', meta, 'h:' .. id, 'j:' .. id)
   end
   local remaining = budget
   local rounds = 0
@@ -481,4 +490,4 @@ if prior_flush then
   flushed = prior_flush
   if flush_seq ~= "0" and duplicate == 0 then flushed = tonumber(flush_seq) end
 end
-return { rejoined, seq, duplicate, results, flushed }
+return { rejoined, seq, duplicate, results, flushed, joined }

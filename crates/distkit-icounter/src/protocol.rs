@@ -157,6 +157,9 @@ pub(crate) struct Reply {
     /// flush sequence applied at the end of the run (its deltas are in the
     /// results); else 0.
     pub(crate) flushed: u64,
+    /// The number of this instance's current membership: it changes when
+    /// the instance rejoins after being declared dead.
+    pub(crate) joined: u64,
 }
 
 fn text(op: &'static str, value: &Value) -> Result<String, DistkitError> {
@@ -193,7 +196,7 @@ fn short(op: &'static str) -> DistkitError {
 
 pub(crate) fn parse_reply(op: &'static str, value: &Value) -> Result<Reply, DistkitError> {
     let top = array(op, value)?;
-    let [rejoined, seq, _duplicate, results, flushed] = top else {
+    let [rejoined, seq, _duplicate, results, flushed, joined] = top else {
         return Err(short(op));
     };
     let mut parsed = Vec::new();
@@ -236,5 +239,6 @@ pub(crate) fn parse_reply(op: &'static str, value: &Value) -> Result<Reply, Dist
         seq: int(op, seq)?,
         results: parsed,
         flushed: int(op, flushed)?,
+        joined: int(op, joined)?,
     })
 }

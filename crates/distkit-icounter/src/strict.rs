@@ -95,6 +95,12 @@ pub struct StrictInstanceAwareCounter {
     /// can be restored on it (see `pending_for`).
     remember_zero_slices: AtomicBool,
     needs_recovery: AtomicBool,
+    /// The newest membership (`joined` of a reply) that needs recovery, and
+    /// the newest one recovered (or that had nothing to recover): every
+    /// run after a rejoin sees the new membership, so each call waits for
+    /// the recovery, not only the one whose run reported `rejoined`.
+    join_target: AtomicU64,
+    join_recovered: AtomicU64,
     recovery: tokio::sync::Mutex<()>,
     heartbeat_task: Mutex<Option<JoinHandle<()>>>,
     /// This counter, for the task that runs combined calls.
@@ -196,6 +202,8 @@ impl StrictInstanceAwareCounter {
             flush_applied: AtomicU64::new(0),
             remember_zero_slices: AtomicBool::new(false),
             needs_recovery: AtomicBool::new(false),
+            join_target: AtomicU64::new(0),
+            join_recovered: AtomicU64::new(0),
             recovery: tokio::sync::Mutex::new(()),
             heartbeat_task: Mutex::new(None),
             this: this.clone(),
@@ -413,8 +421,17 @@ impl StrictInstanceAwareCounter {
                 .map(|(op, _)| op.key.as_str());
             self.settle_pending(remembered, reply.flushed);
         }
-        if reply.rejoined && had_slices {
-            self.needs_recovery.store(true, Ordering::SeqCst);
+        if had_slices {
+            if reply.rejoined || reply.joined > self.join_recovered.load(Ordering::SeqCst) {
+                self.join_target.fetch_max(reply.joined, Ordering::SeqCst);
+            }
+            if reply.rejoined {
+                self.needs_recovery.store(true, Ordering::SeqCst);
+            }
+        } else {
+            // nothing held before this run: nothing to restore
+            self.join_recovered
+                .fetch_max(reply.joined, Ordering::SeqCst);
         }
         Ok(reply)
     }
@@ -428,10 +445,17 @@ impl StrictInstanceAwareCounter {
         name: &'static str,
     ) -> Result<Reply, DistkitError> {
         let reply = self.raw(ops, flush_seq, name).await?;
-        if self.needs_recovery.load(Ordering::SeqCst) {
+        if self.recovery_due() {
             self.recover().await?;
         }
         Ok(reply)
+    }
+
+    /// Whether a run reported that this instance rejoined, or showed a
+    /// membership newer than the last one recovered.
+    fn recovery_due(&self) -> bool {
+        self.needs_recovery.load(Ordering::SeqCst)
+            || self.join_target.load(Ordering::SeqCst) > self.join_recovered.load(Ordering::SeqCst)
     }
 
     /// Restores, on every key this instance remembers, the slices that
@@ -439,13 +463,16 @@ impl StrictInstanceAwareCounter {
     /// where its entry is missing and its epoch is still current.
     async fn recover(&self) -> Result<(), DistkitError> {
         let _guard = self.recovery.lock().await;
-        if !self.needs_recovery.swap(false, Ordering::SeqCst) {
+        let target = self.join_target.load(Ordering::SeqCst);
+        let forced = self.needs_recovery.swap(false, Ordering::SeqCst);
+        if !forced && target <= self.join_recovered.load(Ordering::SeqCst) {
+            // done meanwhile by another call
             return Ok(());
         }
         let keys: Vec<String> = self
             .memory
             .iter()
-            .filter(|entry| entry.slice != 0)
+            .filter(|entry| entry.slice != 0 || self.pending_for(entry.key()).is_some())
             .map(|entry| entry.key().clone())
             .collect();
         for chunk in keys.chunks(RECOVERY_CHUNK) {
@@ -459,6 +486,7 @@ impl StrictInstanceAwareCounter {
                 return Err(error);
             }
         }
+        self.join_recovered.fetch_max(target, Ordering::SeqCst);
         Ok(())
     }
 

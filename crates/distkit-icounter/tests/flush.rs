@@ -142,7 +142,7 @@ impl Net {
     }
 
     /// The instance's connection (300 ms timeouts), through the fault.
-    async fn instance_connection(&self, _p: &DistkitRedisKey) -> RedisConnection {
+    async fn instance_connection(&self) -> RedisConnection {
         let timeout = Duration::from_millis(300);
         match self {
             Net::Single(proxy) => {
@@ -247,7 +247,7 @@ impl Net {
 async fn lost_reply_then_cleanup_restores_every_delta_once(net: Net, keys_count: usize) {
     const THRESHOLD_MS: u64 = 1_000;
     let p = prefix("icf_lost_cleanup");
-    let conn = net.instance_connection(&p).await;
+    let conn = net.instance_connection().await;
     let lax = LaxInstanceAwareCounter::new(
         LaxInstanceAwareCounterOptions::new(p.clone(), conn)
             .with_dead_instance_threshold_ms(THRESHOLD_MS)
