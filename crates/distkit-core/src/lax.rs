@@ -21,6 +21,10 @@
 //! compare-and-swap that refuses `i64` overflow. A cache hit takes no lock,
 //! allocates nothing, reads no clock and writes no shared memory besides the
 //! cell itself, so threads working on different keys do not contend.
+//! [`LaxBuffer::add_operation`] wraps it in a hand-written future for the
+//! primitives' `inc`/`dec`: the slot hash and key comparison read whole
+//! words (no call to `memcpy` or `memcmp`), and no `async fn` state machine
+//! copies the arguments on the first poll.
 //!
 //! # Flushing
 //!
@@ -96,8 +100,10 @@
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -245,11 +251,10 @@ impl LaxCell {
     #[inline(always)]
     fn is_key(&self, key: &str) -> bool {
         let key = key.as_bytes();
-        if self.inline_len == u8::MAX {
-            return self.key.as_str().as_bytes() == key;
+        match self.inline_key.get(..usize::from(self.inline_len)) {
+            Some(inline) => same_bytes(inline, key),
+            None => self.key.as_str().as_bytes() == key,
         }
-        usize::from(self.inline_len) == key.len()
-            && self.inline_key.iter().zip(key).all(|(a, b)| a == b)
     }
 
     /// The key of this cell.
@@ -385,6 +390,118 @@ impl<R> LaxAdd<R> {
     }
 }
 
+/// The boxed future of a cold add (see [`LaxAddOperation`]).
+/// Owns what it uses (a clone of the backend's `Arc` and of the key), so the
+/// warm future borrows its arguments under their own lifetimes.
+type ColdAdd<R> = Pin<Box<dyn Future<Output = Result<Option<R>, DistkitError>> + Send>>;
+
+/// Where a [`LaxAddOperation`] is.
+enum AddState<R> {
+    /// Not polled yet: the warm path runs on the first poll.
+    Warm,
+    /// The key was not cached: loading it, then adding.
+    Cold(ColdAdd<R>),
+    /// Completed; polled again, it stays pending.
+    Done,
+}
+
+/// The future of a whole lax add ([`LaxBuffer::add_operation`]): the warm
+/// path on the first poll, the boxed cold path when the key is not cached,
+/// and [`DistkitError::CounterOverflow`] when the view would leave the `i64`
+/// range.
+///
+/// Written by hand rather than as an `async fn`: an `async fn` moves its
+/// arguments into its state on the first poll, which on the warm path costs
+/// as much as the add itself. Like every future it does nothing until
+/// polled, and the delta is added at most once (a completed future polled
+/// again stays pending).
+#[must_use = "futures do nothing unless polled"]
+pub struct LaxAddOperation<'b, 'k, B, R, F> {
+    backend: &'b Arc<B>,
+    operation: &'static str,
+    key: &'k DistkitRedisKey,
+    delta: i64,
+    operand: i64,
+    read: F,
+    state: AddState<R>,
+}
+
+impl<B, R, F> std::fmt::Debug for LaxAddOperation<'_, '_, B, R, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state {
+            AddState::Warm => "warm",
+            AddState::Cold(_) => "cold",
+            AddState::Done => "done",
+        };
+        f.debug_struct("LaxAddOperation")
+            .field("operation", &self.operation)
+            .field("key", &self.key)
+            .field("delta", &self.delta)
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B, R, F> Future for LaxAddOperation<'_, '_, B, R, F>
+where
+    B: LaxBackend,
+    R: Send + 'static,
+    F: Fn(&LaxCell, i64) -> R + Copy + Send + Sync + Unpin + 'static,
+{
+    type Output = Result<R, DistkitError>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let cold = match &mut this.state {
+            AddState::Warm => match this.backend.buffer().add(this.key, this.delta, this.read) {
+                LaxAdd::Added(value) => {
+                    this.state = AddState::Done;
+                    return Poll::Ready(Ok(value));
+                }
+                LaxAdd::Overflow => {
+                    this.state = AddState::Done;
+                    return Poll::Ready(Err(this.overflow()));
+                }
+                LaxAdd::Cold => {
+                    let (backend, key) = (Arc::clone(this.backend), this.key.clone());
+                    let (delta, read) = (this.delta, this.read);
+                    let cold: ColdAdd<R> = Box::pin(async move {
+                        backend
+                            .buffer()
+                            .add_cold(&*backend, &key, delta, read)
+                            .await
+                    });
+                    this.state = AddState::Cold(cold);
+                    match &mut this.state {
+                        AddState::Cold(cold) => cold,
+                        AddState::Warm | AddState::Done => return Poll::Pending,
+                    }
+                }
+            },
+            AddState::Cold(cold) => cold,
+            AddState::Done => return Poll::Pending,
+        };
+        let outcome = match cold.as_mut().poll(cx) {
+            Poll::Ready(outcome) => outcome,
+            Poll::Pending => return Poll::Pending,
+        };
+        this.state = AddState::Done;
+        Poll::Ready(outcome.and_then(|added| added.ok_or_else(|| this.overflow())))
+    }
+}
+
+impl<B, R, F> LaxAddOperation<'_, '_, B, R, F> {
+    #[cold]
+    fn overflow(&self) -> DistkitError {
+        DistkitError::CounterOverflow {
+            operation: self.operation,
+            key: self.key.as_str().to_owned(),
+            operand: self.operand,
+        }
+    }
+}
+
 /// The outcome of a cache lookup and add, before the eviction re-check.
 enum Warm<R> {
     Added(R),
@@ -403,23 +520,64 @@ thread_local! {
 /// match a new one).
 static NEXT_BUFFER_ID: AtomicU64 = AtomicU64::new(1);
 
+/// The bytes of `bytes` past its last whole 8-byte chunk, read as one word
+/// without a variable-length copy: overlapping fixed-size reads, which
+/// cover every byte (two strings of equal length have equal tails iff
+/// their last `len % 8` bytes are equal, given equal whole chunks).
+#[inline(always)]
+fn tail_word(bytes: &[u8]) -> u64 {
+    if bytes.len().is_multiple_of(8) {
+        return 0;
+    }
+    if let Some(last) = bytes.last_chunk::<8>() {
+        return u64::from_le_bytes(*last);
+    }
+    if let (Some(first), Some(last)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
+        return u64::from(u32::from_le_bytes(*first))
+            | (u64::from(u32::from_le_bytes(*last)) << 32);
+    }
+    // 1 to 3 bytes: first, middle and last cover them all.
+    let byte = |at: usize| u64::from(bytes.get(at).copied().unwrap_or(0));
+    byte(0) | (byte(bytes.len() / 2) << 8) | (byte(bytes.len().saturating_sub(1)) << 16)
+}
+
+/// The whole 8-byte chunks of `bytes`, as words.
+#[inline(always)]
+fn words(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    bytes.chunks_exact(8).map(|chunk| {
+        chunk
+            .first_chunk::<8>()
+            .map_or(0, |word| u64::from_le_bytes(*word))
+    })
+}
+
+/// Whether two byte strings of the same length are equal, compared a word
+/// at a time (no call to `memcmp` on the warm path).
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut b_words = words(b);
+    for a_word in words(a) {
+        if b_words.next() != Some(a_word) {
+            return false;
+        }
+    }
+    tail_word(a) == tail_word(b)
+}
+
 /// Cheap hash of a key for the cache slot (quality only affects hit rates:
 /// every hit is checked against the key itself).
 #[inline(always)]
 fn cache_slot(buffer: u64, key: &str) -> usize {
     const K: u64 = 0x517c_c1b7_2722_0a95;
+    let bytes = key.as_bytes();
     let mut hash = buffer.wrapping_mul(K);
-    let mut chunks = key.as_bytes().chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+    for word in words(bytes) {
+        hash = (hash.rotate_left(5) ^ word).wrapping_mul(K);
     }
-    let mut word = [0u8; 8];
-    for (to, from) in word.iter_mut().zip(chunks.remainder()) {
-        *to = *from;
-    }
-    hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word) ^ key.len() as u64).wrapping_mul(K);
+    hash = (hash.rotate_left(5) ^ tail_word(bytes) ^ bytes.len() as u64).wrapping_mul(K);
     (hash >> (64 - CACHE_SLOTS.trailing_zeros())) as usize
 }
 
@@ -618,6 +776,37 @@ impl LaxBuffer {
             return Warm::Added(read(&live, live.view()));
         }
         Warm::Added(read(cell, view))
+    }
+
+    /// The whole add of an `inc` / `dec`: adds `delta` to `key` (loading the
+    /// key first when it is not cached) and resolves to `read(cell, new
+    /// view)`, or to [`DistkitError::CounterOverflow`] (naming `operation`,
+    /// `key` and `operand`) when the view would leave the `i64` range.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`add_cold`](Self::add_cold): nothing is added before the key is
+    /// cached, and a warm add completes within one poll.
+    pub fn add_operation<'b, 'k, B: LaxBackend, R, F>(
+        backend: &'b Arc<B>,
+        operation: &'static str,
+        key: &'k DistkitRedisKey,
+        delta: i64,
+        operand: i64,
+        read: F,
+    ) -> LaxAddOperation<'b, 'k, B, R, F>
+    where
+        F: Fn(&LaxCell, i64) -> R + Copy,
+    {
+        LaxAddOperation {
+            backend,
+            operation,
+            key,
+            delta,
+            operand,
+            read,
+            state: AddState::Warm,
+        }
     }
 
     /// Adds `delta` to `key`, loading the key from Redis first if it is not
@@ -908,5 +1097,51 @@ impl LaxBuffer {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The word-wise comparison agrees with `==` for every length up to two
+    /// inline keys and a difference at every position.
+    #[test]
+    fn same_bytes_agrees_with_slice_equality() {
+        for len in 0..=2 * INLINE_KEY {
+            let a: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            assert!(same_bytes(&a, &a.clone()), "len {len}");
+            for at in 0..len {
+                let mut b = a.clone();
+                b[at] ^= 0x20;
+                assert!(!same_bytes(&a, &b), "len {len}, differs at {at}");
+            }
+            if len > 0 {
+                assert!(!same_bytes(&a, &a[..len - 1]), "len {len}, prefix");
+            }
+        }
+    }
+
+    /// Keys that differ only in their tail land in different slots often
+    /// enough (the hash reads every byte).
+    #[test]
+    fn cache_slot_reads_every_byte() {
+        for len in 1..=2 * INLINE_KEY {
+            let key: String = (0..len)
+                .map(|i| char::from(b'a' + (i % 26) as u8))
+                .collect();
+            let mut slots = std::collections::HashSet::new();
+            for at in 0..len {
+                let mut other = key.clone().into_bytes();
+                other[at] = b'0';
+                let other = String::from_utf8(other).unwrap_or_default();
+                slots.insert(cache_slot(7, &other));
+            }
+            assert!(
+                slots.len() * 2 >= len,
+                "len {len}: {} distinct slots",
+                slots.len()
+            );
+        }
     }
 }

@@ -104,6 +104,71 @@ async fn add(backend: &Memory, key: &DistkitRedisKey, delta: i64) -> i64 {
     }
 }
 
+/// The whole-add future: lazy (nothing before the first poll), loads a
+/// cold key first, adds exactly once even when polled again, and turns an
+/// `i64` overflow into a typed error that changes nothing.
+#[tokio::test]
+async fn add_operation_is_lazy_adds_once_and_refuses_overflow() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+
+    let backend = Memory::new();
+    backend
+        .stored
+        .lock()
+        .unwrap()
+        .insert("k".to_owned(), i64::MAX - 2);
+    let k = key("k");
+    drop(LaxBuffer::add_operation(
+        &backend,
+        "inc",
+        &k,
+        1,
+        1,
+        |_, view| view,
+    ));
+    assert_eq!(
+        backend.buffer.cached_keys(),
+        0,
+        "an unpolled add loaded the key"
+    );
+
+    // Cold: loaded, then added.
+    let added = LaxBuffer::add_operation(&backend, "inc", &k, 1, 1, |_, view| view).await;
+    assert_eq!(added.unwrap(), i64::MAX - 1);
+
+    // Warm, polled by hand: ready at once, and pending (not added again)
+    // when polled after completion.
+    let mut warm = std::pin::pin!(LaxBuffer::add_operation(
+        &backend,
+        "inc",
+        &k,
+        1,
+        1,
+        |_, view| view
+    ));
+    let mut cx = Context::from_waker(Waker::noop());
+    assert!(matches!(warm.as_mut().poll(&mut cx), Poll::Ready(Ok(v)) if v == i64::MAX));
+    assert!(warm.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(backend.buffer.get(&k, |cell| cell.view()), Some(i64::MAX));
+
+    // Overflow: a typed error naming the operation, key and operand.
+    let refused = LaxBuffer::add_operation(&backend, "dec", &k, 1, -1, |_, view| view).await;
+    match refused {
+        Err(DistkitError::CounterOverflow {
+            operation,
+            key,
+            operand,
+        }) => {
+            assert_eq!((operation, key.as_str(), operand), ("dec", "k", -1));
+        }
+        other => panic!("expected an overflow, got {other:?}"),
+    }
+    assert_eq!(backend.buffer.get(&k, |cell| cell.view()), Some(i64::MAX));
+    backend.buffer.flush(&*backend).await.unwrap();
+    assert_eq!(backend.stored("k"), i64::MAX);
+}
+
 #[tokio::test]
 async fn batch_whose_reply_was_lost_is_resent_and_applied_once() {
     let backend = Memory::new();

@@ -75,7 +75,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use distkit_core::lax::{LaxAdd, LaxBackend, LaxBatchEntry, LaxBuffer, LaxFlushed, LaxRemote};
+use distkit_core::lax::{LaxBackend, LaxBatchEntry, LaxBuffer, LaxFlushed, LaxRemote};
 use distkit_core::{CounterComparator, DistkitError, DistkitRedisKey};
 use tokio::task::JoinHandle;
 
@@ -194,14 +194,6 @@ fn random_instance_id() -> String {
         id.push_str(&format!("{:016x}", hasher.finish()));
     }
     id
-}
-
-fn overflow(operation: &'static str, key: &DistkitRedisKey, operand: i64) -> DistkitError {
-    DistkitError::CounterOverflow {
-        operation,
-        key: key.as_str().to_owned(),
-        operand,
-    }
 }
 
 impl LaxCounter {
@@ -335,26 +327,6 @@ impl Drop for LaxCounter {
 }
 
 impl LaxInner {
-    /// Adds `delta` to `key`: the warm path, or the boxed cold path (boxed
-    /// so that the future of a warm `inc` stays small).
-    #[inline]
-    async fn add(
-        &self,
-        operation: &'static str,
-        key: &DistkitRedisKey,
-        delta: i64,
-        operand: i64,
-    ) -> Result<i64, DistkitError> {
-        let added = match self.buffer.add(key, delta, |_, view| view) {
-            LaxAdd::Added(view) => Some(view),
-            LaxAdd::Overflow => None,
-            LaxAdd::Cold => {
-                Box::pin(self.buffer.add_cold(self, key, delta, |_, view| view)).await?
-            }
-        };
-        added.ok_or_else(|| overflow(operation, key, operand))
-    }
-
     /// A conditional (or batch) write on Redis, after flushing the buffer;
     /// `increment` selects `inc_if` over `set_if` semantics.
     async fn conditional(
@@ -380,19 +352,19 @@ impl LaxInner {
 }
 
 impl CounterTrait for LaxCounter {
-    // The future of `LaxInner::add` itself: no extra state machine around
-    // the warm path.
+    // The hand-written future of the whole add: no async state machine
+    // around the warm path.
     fn inc(
         &self,
         key: &DistkitRedisKey,
         count: i64,
     ) -> impl Future<Output = Result<i64, DistkitError>> + Send {
-        self.inner.add("inc", key, count, count)
+        LaxBuffer::add_operation(&self.inner, "inc", key, count, count, |_, view| view)
     }
 
     async fn dec(&self, key: &DistkitRedisKey, count: i64) -> Result<i64, DistkitError> {
         let delta = negate(count)?;
-        self.inner.add("dec", key, delta, count).await
+        LaxBuffer::add_operation(&self.inner, "dec", key, delta, count, |_, view| view).await
     }
 
     async fn get(&self, key: &DistkitRedisKey) -> Result<i64, DistkitError> {

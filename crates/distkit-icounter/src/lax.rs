@@ -44,9 +44,7 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use distkit_core::lax::{
-    LaxAdd, LaxBackend, LaxBatchEntry, LaxBuffer, LaxCell, LaxFlushed, LaxRemote,
-};
+use distkit_core::lax::{LaxBackend, LaxBatchEntry, LaxBuffer, LaxCell, LaxFlushed, LaxRemote};
 use distkit_core::{CounterComparator, DistkitError, DistkitRedisKey};
 use tokio::task::JoinHandle;
 
@@ -156,29 +154,6 @@ impl LaxBackend for LaxInner {
 }
 
 impl LaxInner {
-    /// Adds `delta` to this instance's slice of `key`: the warm path, or the
-    /// boxed cold path (boxed so that the future of a warm `inc` stays
-    /// small).
-    #[inline]
-    async fn add(
-        &self,
-        operation: &'static str,
-        key: &DistkitRedisKey,
-        delta: i64,
-        operand: i64,
-    ) -> Result<(i64, i64), DistkitError> {
-        let added = match self.buffer.add(key, delta, estimate) {
-            LaxAdd::Added(values) => Some(values),
-            LaxAdd::Overflow => None,
-            LaxAdd::Cold => Box::pin(self.buffer.add_cold(self, key, delta, estimate)).await?,
-        };
-        added.ok_or_else(|| DistkitError::CounterOverflow {
-            operation,
-            key: key.as_str().to_owned(),
-            operand,
-        })
-    }
-
     /// Local estimates of `keys`, reading from Redis (and caching) the keys
     /// not refreshed within the allowed lag.
     async fn get_all<'a>(
@@ -452,14 +427,14 @@ impl InstanceAwareCounterTrait for LaxInstanceAwareCounter {
         self.inner.strict.instance_id()
     }
 
-    // The future of `LaxInner::add` itself: no extra state machine around
-    // the warm path.
+    // The hand-written future of the whole add: no async state machine
+    // around the warm path.
     fn inc(
         &self,
         key: &DistkitRedisKey,
         count: i64,
     ) -> impl Future<Output = Result<(i64, i64), DistkitError>> + Send {
-        self.inner.add("icounter.inc", key, count, count)
+        LaxBuffer::add_operation(&self.inner, "icounter.inc", key, count, count, estimate)
     }
 
     async fn dec(&self, key: &DistkitRedisKey, count: i64) -> Result<(i64, i64), DistkitError> {
@@ -470,7 +445,7 @@ impl InstanceAwareCounterTrait for LaxInstanceAwareCounter {
                 key: key.as_str().to_owned(),
                 operand: count,
             })?;
-        self.inner.add("icounter.dec", key, negated, count).await
+        LaxBuffer::add_operation(&self.inner, "icounter.dec", key, negated, count, estimate).await
     }
 
     async fn get(&self, key: &DistkitRedisKey) -> Result<(i64, i64), DistkitError> {
@@ -603,10 +578,15 @@ impl InstanceAwareCounterTrait for LaxInstanceAwareCounter {
     ) -> Result<Vec<(&'a DistkitRedisKey, i64, i64)>, DistkitError> {
         let mut out = Vec::with_capacity(updates.len());
         for (key, count) in updates {
-            let (cumulative, slice) = self
-                .inner
-                .add("icounter.inc_all", key, *count, *count)
-                .await?;
+            let (cumulative, slice) = LaxBuffer::add_operation(
+                &self.inner,
+                "icounter.inc_all",
+                key,
+                *count,
+                *count,
+                estimate,
+            )
+            .await?;
             out.push((*key, cumulative, slice));
         }
         Ok(out)
