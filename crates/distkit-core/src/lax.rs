@@ -110,6 +110,7 @@ use dashmap::DashMap;
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard};
 use tokio::task::JoinHandle;
 
+use crate::fastkey::{self, InlineKey};
 use crate::{DistkitError, DistkitRedisKey, spawn_weak_loop};
 
 /// A key with nothing pending, neither written nor read for this many ticks,
@@ -188,9 +189,6 @@ pub trait LaxBackend: Send + Sync + 'static {
     }
 }
 
-/// Longest key kept inline in its cell for the warm path's comparison.
-const INLINE_KEY: usize = 22;
-
 /// The local state of one key (see the [module docs](self)).
 ///
 /// The fields the warm path reads come first and together (`repr(C)`), so
@@ -204,10 +202,8 @@ pub struct LaxCell {
     view: AtomicI64,
     /// Removed from the map (or being removed): adds must go elsewhere.
     evicted: AtomicBool,
-    /// Length of the key if it fits `inline_key`, else `u8::MAX`.
-    inline_len: u8,
     /// The key's bytes when short: compared without following a pointer.
-    inline_key: [u8; INLINE_KEY],
+    inline_key: InlineKey,
     key: DistkitRedisKey,
     /// The value as last confirmed by Redis. Written only under the flush
     /// lock.
@@ -222,21 +218,9 @@ pub struct LaxCell {
 
 impl LaxCell {
     fn new(buffer: u64, key: DistkitRedisKey, remote: LaxRemote, read: bool) -> Self {
-        let bytes = key.as_str().as_bytes();
-        let mut inline_key = [0u8; INLINE_KEY];
-        let inline_len = match u8::try_from(bytes.len()) {
-            Ok(len) if bytes.len() <= INLINE_KEY => {
-                for (to, from) in inline_key.iter_mut().zip(bytes) {
-                    *to = *from;
-                }
-                len
-            }
-            _ => u8::MAX,
-        };
         Self {
             buffer,
-            inline_len,
-            inline_key,
+            inline_key: InlineKey::new(key.as_str()),
             key,
             view: AtomicI64::new(remote.value),
             evicted: AtomicBool::new(false),
@@ -250,11 +234,7 @@ impl LaxCell {
     /// Whether this is the cell of `key`.
     #[inline(always)]
     fn is_key(&self, key: &str) -> bool {
-        let key = key.as_bytes();
-        match self.inline_key.get(..usize::from(self.inline_len)) {
-            Some(inline) => same_bytes(inline, key),
-            None => self.key.as_str().as_bytes() == key,
-        }
+        self.inline_key.matches(key, self.key.as_str())
     }
 
     /// The key of this cell.
@@ -520,67 +500,6 @@ thread_local! {
 /// match a new one).
 static NEXT_BUFFER_ID: AtomicU64 = AtomicU64::new(1);
 
-/// The bytes of `bytes` past its last whole 8-byte chunk, read as one word
-/// without a variable-length copy: overlapping fixed-size reads, which
-/// cover every byte (two strings of equal length have equal tails iff
-/// their last `len % 8` bytes are equal, given equal whole chunks).
-#[inline(always)]
-fn tail_word(bytes: &[u8]) -> u64 {
-    if bytes.len().is_multiple_of(8) {
-        return 0;
-    }
-    if let Some(last) = bytes.last_chunk::<8>() {
-        return u64::from_le_bytes(*last);
-    }
-    if let (Some(first), Some(last)) = (bytes.first_chunk::<4>(), bytes.last_chunk::<4>()) {
-        return u64::from(u32::from_le_bytes(*first))
-            | (u64::from(u32::from_le_bytes(*last)) << 32);
-    }
-    // 1 to 3 bytes: first, middle and last cover them all.
-    let byte = |at: usize| u64::from(bytes.get(at).copied().unwrap_or(0));
-    byte(0) | (byte(bytes.len() / 2) << 8) | (byte(bytes.len().saturating_sub(1)) << 16)
-}
-
-/// The whole 8-byte chunks of `bytes`, as words.
-#[inline(always)]
-fn words(bytes: &[u8]) -> impl Iterator<Item = u64> + '_ {
-    bytes.chunks_exact(8).map(|chunk| {
-        chunk
-            .first_chunk::<8>()
-            .map_or(0, |word| u64::from_le_bytes(*word))
-    })
-}
-
-/// Whether two byte strings of the same length are equal, compared a word
-/// at a time (no call to `memcmp` on the warm path).
-#[inline(always)]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut b_words = words(b);
-    for a_word in words(a) {
-        if b_words.next() != Some(a_word) {
-            return false;
-        }
-    }
-    tail_word(a) == tail_word(b)
-}
-
-/// Cheap hash of a key for the cache slot (quality only affects hit rates:
-/// every hit is checked against the key itself).
-#[inline(always)]
-fn cache_slot(buffer: u64, key: &str) -> usize {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let bytes = key.as_bytes();
-    let mut hash = buffer.wrapping_mul(K);
-    for word in words(bytes) {
-        hash = (hash.rotate_left(5) ^ word).wrapping_mul(K);
-    }
-    hash = (hash.rotate_left(5) ^ tail_word(bytes) ^ bytes.len() as u64).wrapping_mul(K);
-    (hash >> (64 - CACHE_SLOTS.trailing_zeros())) as usize
-}
-
 /// The local buffer of one lax primitive (see the [module docs](self)).
 pub struct LaxBuffer {
     id: u64,
@@ -709,7 +628,7 @@ impl LaxBuffer {
         delta: i64,
         read: impl FnOnce(&LaxCell, i64) -> R,
     ) -> Warm<R> {
-        let slot = cache_slot(self.id, key.as_str());
+        let slot = fastkey::slot(self.id, key.as_str(), CACHE_SLOTS);
         CELL_CACHE.with(|cache| {
             let Ok(mut cache) = cache.try_borrow_mut() else {
                 return self.add_uncached(key, delta, read);
@@ -1097,51 +1016,5 @@ impl LaxBuffer {
                 }
             }
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The word-wise comparison agrees with `==` for every length up to two
-    /// inline keys and a difference at every position.
-    #[test]
-    fn same_bytes_agrees_with_slice_equality() {
-        for len in 0..=2 * INLINE_KEY {
-            let a: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
-            assert!(same_bytes(&a, &a.clone()), "len {len}");
-            for at in 0..len {
-                let mut b = a.clone();
-                b[at] ^= 0x20;
-                assert!(!same_bytes(&a, &b), "len {len}, differs at {at}");
-            }
-            if len > 0 {
-                assert!(!same_bytes(&a, &a[..len - 1]), "len {len}, prefix");
-            }
-        }
-    }
-
-    /// Keys that differ only in their tail land in different slots often
-    /// enough (the hash reads every byte).
-    #[test]
-    fn cache_slot_reads_every_byte() {
-        for len in 1..=2 * INLINE_KEY {
-            let key: String = (0..len)
-                .map(|i| char::from(b'a' + (i % 26) as u8))
-                .collect();
-            let mut slots = std::collections::HashSet::new();
-            for at in 0..len {
-                let mut other = key.clone().into_bytes();
-                other[at] = b'0';
-                let other = String::from_utf8(other).unwrap_or_default();
-                slots.insert(cache_slot(7, &other));
-            }
-            assert!(
-                slots.len() * 2 >= len,
-                "len {len}: {} distinct slots",
-                slots.len()
-            );
-        }
     }
 }

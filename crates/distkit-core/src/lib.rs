@@ -35,6 +35,7 @@ mod background;
 mod comparator;
 mod connection;
 mod error;
+pub mod fastkey;
 mod key;
 pub mod lax;
 mod layout;
