@@ -16,10 +16,18 @@
 -- ARGV[4]  cost of the first call (1 <= cost <= capacity)
 -- ARGV[5..] costs of further calls, if any
 --
--- Returns  for each call, in order, four integers: allowed (1 or 0),
---          admitted units in the window after the call, retry_after_ms (-1
---          when allowed), reset_after_ms. One call: {allowed, admitted,
---          retry_after_ms, reset_after_ms}.
+-- Returns  a flat list of integers: first reset_after_ms of an admitted
+--          call of this run (the current bucket leaves the window then;
+--          the same for every call of the run), then for each call, in
+--          order:
+--            admitted: one integer, the admitted units in the window after
+--                      the call (>= 1);
+--            refused:  three integers, -(admitted units) - 1 (<= -1),
+--                      retry_after_ms, reset_after_ms.
+--          One admitted call: {reset_after_ms, admitted}; one refused call:
+--          {reset_after_ms, -admitted - 1, retry_after_ms, reset_after_ms}.
+--          (Compact because a combined run of many calls spends most of its
+--          time encoding its reply.)
 --
 -- Time is Redis server time. Complexity: O(1) commands (TIME, HMGET, HSET,
 -- and PEXPIREAT once per bucket) plus O(1) Lua work per call, plus one
@@ -33,9 +41,7 @@ local n = tonumber(ARGV[2])
 local capacity = tonumber(ARGV[3])
 
 local w = distkit_window_open(KEYS[1], {''}, bucket_ms, n)
-local replies = {}
--- the live buckets, read at the first refusal; later admissions only change
--- the current (last) one
+local replies = {distkit_window_current_reset_after(w)}
 local counts
 for i = 4, #ARGV do
   local cost = tonumber(ARGV[i])
@@ -44,16 +50,12 @@ for i = 4, #ARGV do
   if admitted + cost <= capacity then
     distkit_window_add(w, 1, w.current, cost)
     if counts then counts[#counts] = w.counts[1] end
-    replies[r + 1] = 1
-    replies[r + 2] = w.totals[1]
-    replies[r + 3] = -1
-    replies[r + 4] = distkit_window_current_reset_after(w)
+    replies[r + 1] = w.totals[1]
   else
     if not counts then counts = distkit_window_buckets(w, 1) end
-    replies[r + 1] = 0
-    replies[r + 2] = admitted
-    replies[r + 3] = distkit_window_freed_after(w, counts, admitted + cost - capacity)
-    replies[r + 4] = distkit_window_reset_after(w, counts)
+    replies[r + 1] = -admitted - 1
+    replies[r + 2] = distkit_window_freed_after(w, counts, admitted + cost - capacity)
+    replies[r + 3] = distkit_window_reset_after(w, counts)
   end
 end
 distkit_window_commit(w)

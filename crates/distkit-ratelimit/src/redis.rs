@@ -63,6 +63,41 @@ pub(crate) fn window_key(namespace: &DistkitRedisKey, key: &DistkitRedisKey, par
 mod tests {
     use super::*;
 
+    /// The compact `absolute_inc` reply: one integer per admitted call,
+    /// three per refused one, after the run's reset time.
+    #[test]
+    fn absolute_replies_parse_in_order_and_malformed_ones_are_refused() {
+        let raws = parse_absolute(&[900, 3, 5, -6, 400, 9_000, 6]).unwrap_or_default();
+        let summary: Vec<(bool, u64, i64, i64)> = raws
+            .iter()
+            .map(|r| (r.allowed, r.admitted, r.retry_after_ms, r.reset_after_ms))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (true, 3, -1, 900),
+                (true, 5, -1, 900),
+                (false, 5, 400, 9_000),
+                (true, 6, -1, 900)
+            ]
+        );
+        assert_eq!(parse_absolute(&[900, -1, 0, 0]).map(|r| r.len()), Some(1));
+        assert!(parse_absolute(&[]).is_none(), "no reset time");
+        assert!(
+            parse_absolute(&[900, -4, 10]).is_none(),
+            "a refusal cut short"
+        );
+        assert!(
+            parse_absolute(&[900, 0, 1, 1]).is_none(),
+            "0 is neither an admitted total nor a refusal"
+        );
+        assert!(parse_suppressed(&[1, 2, 3, 4, 5]).is_none());
+        assert_eq!(
+            parse_suppressed(&[1, 2, -1, 4, 0, 2]).map(|r| r.len()),
+            Some(1)
+        );
+    }
+
     #[test]
     fn window_key_follows_the_key_layout() -> Result<(), DistkitError> {
         let namespace = DistkitRedisKey::try_from("api")?;
@@ -381,47 +416,39 @@ impl Shared {
             .arg(window.bucket_ms())
             .arg(window.buckets())
             .arg(self.limit.capacity());
-        let width = match self.strategy {
+        let suppressed = match self.strategy {
             Strategy::Absolute => {
                 for call in calls {
                     invocation = invocation.arg(call.cost);
                 }
-                4
+                false
             }
             Strategy::Suppressed { .. } => {
                 invocation = invocation.arg(self.hard_limit);
                 for call in calls {
                     invocation = invocation.arg(call.cost).arg(call.draw);
                 }
-                6
+                true
             }
         };
         let mut connection = self.connection.clone();
         let values: Vec<i64> = invocation.invoke(&mut connection).await?;
-        if values.len() != width * calls.len() {
-            return Err(DistkitError::unexpected_reply(
+        let raws = if suppressed {
+            parse_suppressed(&values)
+        } else {
+            parse_absolute(&values)
+        };
+        match raws {
+            Some(raws) if raws.len() == calls.len() => Ok(raws),
+            _ => Err(DistkitError::unexpected_reply(
                 OPERATION,
                 format!(
-                    "{} values for {} calls of {width}",
+                    "{} values do not hold {} decisions",
                     values.len(),
                     calls.len()
                 ),
-            ));
+            )),
         }
-        Ok(values
-            .chunks_exact(width)
-            .map(|v| {
-                let get = |i: usize| v.get(i).copied().unwrap_or(0);
-                Raw {
-                    allowed: get(0) == 1,
-                    admitted: u64::try_from(get(1)).unwrap_or(0),
-                    retry_after_ms: get(2),
-                    reset_after_ms: get(3),
-                    regime: get(4),
-                    observed: u64::try_from(get(5)).unwrap_or(0),
-                }
-            })
-            .collect())
     }
 
     fn decision(&self, raw: Raw) -> Decision {
@@ -443,6 +470,63 @@ impl Shared {
             suppression_factor,
         }
     }
+}
+
+/// Decisions of an `absolute_inc` reply (see `scripts/ratelimit/README.md`):
+/// the run's reset time, then one integer per admitted call and three per
+/// refused one. `None` if the reply is malformed.
+fn parse_absolute(values: &[i64]) -> Option<Vec<Raw>> {
+    let (&reset_after_ms, mut rest) = values.split_first()?;
+    let mut raws = Vec::new();
+    while let Some((&first, tail)) = rest.split_first() {
+        if first > 0 {
+            raws.push(Raw {
+                allowed: true,
+                admitted: u64::try_from(first).ok()?,
+                retry_after_ms: -1,
+                reset_after_ms,
+                regime: 0,
+                observed: 0,
+            });
+            rest = tail;
+        } else {
+            let (&[retry_after_ms, refused_reset_after_ms], tail) =
+                tail.split_first_chunk::<2>()?;
+            raws.push(Raw {
+                allowed: false,
+                admitted: u64::try_from(first.checked_add(1)?.checked_neg()?).ok()?,
+                retry_after_ms,
+                reset_after_ms: refused_reset_after_ms,
+                regime: 0,
+                observed: 0,
+            });
+            rest = tail;
+        }
+    }
+    Some(raws)
+}
+
+/// Decisions of a `suppressed_inc` reply: six integers per call.
+fn parse_suppressed(values: &[i64]) -> Option<Vec<Raw>> {
+    let chunks = values.chunks_exact(6);
+    if !chunks.remainder().is_empty() {
+        return None;
+    }
+    Some(
+        chunks
+            .map(|v| {
+                let get = |i: usize| v.get(i).copied().unwrap_or(0);
+                Raw {
+                    allowed: get(0) == 1,
+                    admitted: u64::try_from(get(1)).unwrap_or(0),
+                    retry_after_ms: get(2),
+                    reset_after_ms: get(3),
+                    regime: get(4),
+                    observed: u64::try_from(get(5)).unwrap_or(0),
+                }
+            })
+            .collect(),
+    )
 }
 
 pub(crate) fn millis(ms: i64) -> Duration {
