@@ -58,9 +58,11 @@ impl InlineKey {
     }
 }
 
-/// The slot of `key` among `slots` (a power of two) in a cache shared by
-/// several owners (`owner` tells them apart). Quality only affects hit
-/// rates: a hit must still be checked against the key.
+/// The slot of `key` among `slots` (a power of two; another count is
+/// rounded down to one, so the slot is always below `slots`, and 0 when
+/// `slots` is 0 or 1) in a cache shared by several owners (`owner` tells
+/// them apart). Quality only affects hit rates: a hit must still be checked
+/// against the key.
 #[inline(always)]
 pub fn slot(owner: u64, key: &str, slots: usize) -> usize {
     const K: u64 = 0x517c_c1b7_2722_0a95;
@@ -70,7 +72,8 @@ pub fn slot(owner: u64, key: &str, slots: usize) -> usize {
         hash = (hash.rotate_left(5) ^ word).wrapping_mul(K);
     }
     hash = (hash.rotate_left(5) ^ tail_word(bytes) ^ bytes.len() as u64).wrapping_mul(K);
-    let bits = slots.max(1).next_power_of_two().trailing_zeros();
+    // log2 of the largest power of two not above `slots`.
+    let bits = slots.max(1).ilog2();
     if bits == 0 {
         return 0;
     }
@@ -191,5 +194,11 @@ mod tests {
             );
         }
         assert_eq!(slot(1, "k", 1), 0);
+        assert_eq!(slot(1, "k", 0), 0);
+        for key in ["a", "user:42", "a-much-longer-key-than-inline"] {
+            for slots in [2, 3, 1000, 4095, usize::MAX] {
+                assert!(slot(9, key, slots) < slots.max(1), "{key} in {slots}");
+            }
+        }
     }
 }

@@ -433,8 +433,8 @@ where
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let cold = match &mut this.state {
-            AddState::Warm => match this.backend.buffer().add(this.key, this.delta, this.read) {
+        if let AddState::Warm = this.state {
+            match this.backend.buffer().add(this.key, this.delta, this.read) {
                 LaxAdd::Added(value) => {
                     this.state = AddState::Done;
                     return Poll::Ready(Ok(value));
@@ -446,21 +446,19 @@ where
                 LaxAdd::Cold => {
                     let (backend, key) = (Arc::clone(this.backend), this.key.clone());
                     let (delta, read) = (this.delta, this.read);
-                    let cold: ColdAdd<R> = Box::pin(async move {
+                    this.state = AddState::Cold(Box::pin(async move {
                         backend
                             .buffer()
                             .add_cold(&*backend, &key, delta, read)
                             .await
-                    });
-                    this.state = AddState::Cold(cold);
-                    match &mut this.state {
-                        AddState::Cold(cold) => cold,
-                        AddState::Warm | AddState::Done => return Poll::Pending,
-                    }
+                    }));
                 }
-            },
-            AddState::Cold(cold) => cold,
-            AddState::Done => return Poll::Pending,
+            }
+        }
+        // Done: polled after completion, which the contract allows to stay
+        // pending; nothing is added twice.
+        let AddState::Cold(cold) = &mut this.state else {
+            return Poll::Pending;
         };
         let outcome = match cold.as_mut().poll(cx) {
             Poll::Ready(outcome) => outcome,

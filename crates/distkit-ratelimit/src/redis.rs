@@ -479,29 +479,29 @@ fn parse_absolute(values: &[i64]) -> Option<Vec<Raw>> {
     let (&reset_after_ms, mut rest) = values.split_first()?;
     let mut raws = Vec::new();
     while let Some((&first, tail)) = rest.split_first() {
-        if first > 0 {
-            raws.push(Raw {
-                allowed: true,
-                admitted: u64::try_from(first).ok()?,
-                retry_after_ms: -1,
-                reset_after_ms,
-                regime: 0,
-                observed: 0,
-            });
-            rest = tail;
+        let (allowed, admitted, retry_after_ms, reset_after_ms, tail) = if first > 0 {
+            (true, first, -1, reset_after_ms, tail)
         } else {
             let (&[retry_after_ms, refused_reset_after_ms], tail) =
                 tail.split_first_chunk::<2>()?;
-            raws.push(Raw {
-                allowed: false,
-                admitted: u64::try_from(first.checked_add(1)?.checked_neg()?).ok()?,
+            let admitted = first.checked_add(1)?.checked_neg()?;
+            (
+                false,
+                admitted,
                 retry_after_ms,
-                reset_after_ms: refused_reset_after_ms,
-                regime: 0,
-                observed: 0,
-            });
-            rest = tail;
-        }
+                refused_reset_after_ms,
+                tail,
+            )
+        };
+        raws.push(Raw {
+            allowed,
+            admitted: u64::try_from(admitted).ok()?,
+            retry_after_ms,
+            reset_after_ms,
+            regime: 0,
+            observed: 0,
+        });
+        rest = tail;
     }
     Some(raws)
 }
