@@ -2,7 +2,6 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::ports::free_port;
 use crate::server::{RedisServer, ServerOptions, ensure_cli_installed};
 
 /// A local Redis Cluster of three masters (no replicas) on free loopback
@@ -51,7 +50,6 @@ impl RedisCluster {
         ensure_cli_installed();
         let mut nodes = Vec::new();
         for _ in 0..3 {
-            let port = free_port(true);
             let node_options = options
                 .clone()
                 .arg("--cluster-enabled")
@@ -60,7 +58,7 @@ impl RedisCluster {
                 .arg("nodes.conf")
                 .arg("--cluster-node-timeout")
                 .arg("2000");
-            nodes.push(RedisServer::start_on(port, node_options));
+            nodes.push(RedisServer::start_fresh(true, node_options));
         }
         let addresses: Vec<String> = nodes
             .iter()

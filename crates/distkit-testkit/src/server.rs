@@ -88,25 +88,41 @@ impl RedisServer {
 
     /// Starts a dedicated server with `options`.
     pub fn start_with(options: ServerOptions) -> Self {
-        let port = free_port(false);
-        Self::start_on(port, options)
+        Self::start_fresh(false, options)
     }
 
-    pub(crate) fn start_on(port: u16, options: ServerOptions) -> Self {
+    /// Starts a server on a fresh port (with its cluster bus port free too
+    /// when `with_bus`). Should the port be taken between the check and the
+    /// server's `bind` (by a process outside the test kit), the server is
+    /// started again on another port.
+    pub(crate) fn start_fresh(with_bus: bool, options: ServerOptions) -> Self {
+        let mut attempt = 1;
+        loop {
+            let server = Self::new_on(free_port(with_bus), options.clone());
+            match server.spawn() {
+                Ok(()) => return server,
+                Err(log) if attempt < 5 && log.contains("Address already in use") => attempt += 1,
+                Err(log) => panic!(
+                    "distkit-testkit: redis-server on port {} did not come up. Log:\n{log}",
+                    server.port()
+                ),
+            }
+        }
+    }
+
+    fn new_on(port: u16, options: ServerOptions) -> Self {
         let dir =
             std::env::temp_dir().join(format!("distkit-testkit-{}-{}", std::process::id(), port));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)
             .unwrap_or_else(|e| panic!("distkit-testkit: cannot create {}: {e}", dir.display()));
-        let server = Self {
+        Self {
             url: format!("redis://127.0.0.1:{port}/"),
             port: Some(port),
             dir,
             options,
             process: Mutex::new(None),
-        };
-        server.spawn();
-        server
+        }
     }
 
     fn external(url: String) -> Self {
@@ -202,7 +218,12 @@ impl RedisServer {
     /// it first if it still runs).
     pub fn restart(&self) {
         self.kill();
-        self.spawn();
+        if let Err(log) = self.spawn() {
+            panic!(
+                "distkit-testkit: redis-server on port {} did not come back. Log:\n{log}",
+                self.port()
+            );
+        }
     }
 
     fn lock_process(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
@@ -238,7 +259,9 @@ impl RedisServer {
         }
     }
 
-    fn spawn(&self) {
+    /// Runs `redis-server` on this server's port and waits until it answers;
+    /// on failure returns its log.
+    fn spawn(&self) -> Result<(), String> {
         let Some(port) = self.port else {
             panic!("distkit-testkit: cannot start or restart the external REDIS_URL server");
         };
@@ -298,11 +321,14 @@ impl RedisServer {
             panic!("distkit-testkit: redis-server did not start (watchdog said {line:?})")
         });
         *self.lock_process() = Some(Running { watchdog, pid });
-        if !wait_for_listen(port, Duration::from_secs(20)) {
+        if !wait_for_listen(port, Duration::from_secs(20), || process_alive(pid)) {
             let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
-            panic!("distkit-testkit: redis-server on port {port} did not come up. Log:\n{log}");
+            // Reap the watchdog of a server that never came up.
+            self.kill();
+            return Err(log);
         }
         self.wait_ready();
+        Ok(())
     }
 
     fn wait_ready(&self) {
