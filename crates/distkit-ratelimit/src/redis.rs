@@ -20,7 +20,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 #[cfg(test)]
 use distkit_core::KeyLayout;
@@ -461,14 +460,14 @@ impl Shared {
                 _ => suppression_factor(capacity, raw.observed),
             }),
         };
-        Decision {
-            allowed: raw.allowed,
-            limit: capacity,
-            remaining: capacity.saturating_sub(raw.admitted),
-            retry_after: (!raw.allowed).then(|| millis(raw.retry_after_ms)),
-            reset_after: millis(raw.reset_after_ms),
+        Decision::new(
+            raw.allowed,
+            capacity,
+            capacity.saturating_sub(raw.admitted),
+            reply_ms(raw.retry_after_ms),
+            reply_ms(raw.reset_after_ms),
             suppression_factor,
-        }
+        )
     }
 }
 
@@ -529,6 +528,7 @@ fn parse_suppressed(values: &[i64]) -> Option<Vec<Raw>> {
     )
 }
 
-pub(crate) fn millis(ms: i64) -> Duration {
-    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+/// A duration in milliseconds from a script reply (negative: 0).
+pub(crate) fn reply_ms(ms: i64) -> u64 {
+    u64::try_from(ms).unwrap_or(0)
 }
