@@ -20,7 +20,10 @@ use crate::{InstanceAwareCounterTrait, StrictInstanceAwareCounterOptions};
 
 /// Single operations of one instance sent at once while others are in
 /// flight; beyond that they queue and leave together in one script run.
-const INLINE_CALLS: usize = 4;
+/// Two keeps one run in flight while the next batch forms: at 64 callers
+/// `inc` measured 3.9 µs against 6.0 µs with four (every inline run costs
+/// Redis a whole script run for one operation) and 4.4 µs with one.
+const INLINE_CALLS: usize = 2;
 
 /// Keys re-synchronised per call when an instance comes back.
 const RECOVERY_CHUNK: usize = 256;
@@ -48,7 +51,7 @@ struct LocalSlice {
 /// exactly once). A background heartbeat every threshold/3 keeps an idle
 /// instance alive while the counter lives.
 ///
-/// Concurrent single-key calls of one instance beyond four in flight queue
+/// Concurrent single-key calls of one instance beyond two in flight queue
 /// and leave together in the next script run: each is still applied
 /// atomically between its call and its return, with its own result, and the
 /// per-call housekeeping is paid once per run. Consecutive plain `inc`s of
