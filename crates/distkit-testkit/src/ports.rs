@@ -1,6 +1,5 @@
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 static HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
 
@@ -32,36 +31,29 @@ fn ephemeral_low() -> u16 {
 pub(crate) fn free_port(with_bus: bool) -> u16 {
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
     let high = ephemeral_low().saturating_sub(BUS_OFFSET).max(LOW + 1_000);
-    let span = high - LOW;
+    let span = u32::from(high - LOW);
     // Mix the process id in so parallel test processes (doctests) start apart.
-    let start = (std::process::id() % u32::from(span)) as u16;
+    let start = std::process::id() % span;
     for i in 0..span {
-        let candidate = LOW + (start + i) % span;
-        if handed_out.contains(&candidate) {
+        // below `high`, so the bus port fits in a u16 too
+        let Ok(candidate) = u16::try_from(u32::from(LOW) + (start + i) % span) else {
+            continue;
+        };
+        let bus = candidate + BUS_OFFSET;
+        // A bus port handed out is as taken as a client port: a node's bus
+        // port is free while the node restarts.
+        if handed_out.contains(&candidate) || (with_bus && handed_out.contains(&bus)) {
             continue;
         }
-        if is_free(candidate) && (!with_bus || is_free(candidate + BUS_OFFSET)) {
+        if is_free(candidate) && (!with_bus || is_free(bus)) {
             handed_out.push(candidate);
+            if with_bus {
+                handed_out.push(bus);
+            }
             return candidate;
         }
     }
     panic!("distkit-testkit: no free loopback port between {LOW} and {high}");
-}
-
-/// Waits until something accepts TCP connections on `port`, or `alive` says
-/// the process that should listen there is gone.
-pub(crate) fn wait_for_listen(port: u16, timeout: Duration, alive: impl Fn() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        if !alive() {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    false
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::ports::{free_port, wait_for_listen};
+use crate::ports::free_port;
 
 const INSTALL_HINT: &str = "distkit's tests need `redis-server` (and `redis-cli`) on PATH. \
 Install them with `make setup`, or `sudo apt-get install -y redis-server` on Debian/Ubuntu, \
@@ -111,8 +111,12 @@ impl RedisServer {
     }
 
     fn new_on(port: u16, options: ServerOptions) -> Self {
+        // A server of its own in this process: the directory is never
+        // shared, even by a server started on a port already in use.
+        static STARTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir =
-            std::env::temp_dir().join(format!("distkit-testkit-{}-{}", std::process::id(), port));
+            std::env::temp_dir().join(format!("distkit-testkit-{}-{port}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)
             .unwrap_or_else(|e| panic!("distkit-testkit: cannot create {}: {e}", dir.display()));
@@ -191,12 +195,12 @@ impl RedisServer {
 
     /// Kills the server with SIGKILL, as a crash would.
     pub fn kill(&self) {
-        self.signal_and_reap("KILL");
+        self.signal_and_reap("KILL", true);
     }
 
     /// Stops the server with SIGTERM (a graceful shutdown).
     pub fn stop(&self) {
-        self.signal_and_reap("TERM");
+        self.signal_and_reap("TERM", true);
     }
 
     /// Freezes the process with SIGSTOP: connections stay open, nothing is
@@ -230,7 +234,9 @@ impl RedisServer {
         self.process.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn signal_and_reap(&self, name: &str) {
+    /// Signals the server and reaps it; with `wait_for_port`, also waits
+    /// (up to 10 s) until its port can be bound again.
+    fn signal_and_reap(&self, name: &str, wait_for_port: bool) {
         let taken = self.lock_process().take();
         if let Some(mut running) = taken {
             signal(running.pid, name);
@@ -247,7 +253,7 @@ impl RedisServer {
                 signal(running.pid, "KILL");
             }
             let _ = running.watchdog.wait();
-            if let Some(port) = self.port {
+            if let Some(port) = self.port.filter(|_| wait_for_port) {
                 // Wait until the port is released so a restart can bind it.
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while std::net::TcpListener::bind(("127.0.0.1", port)).is_err()
@@ -321,31 +327,49 @@ impl RedisServer {
             panic!("distkit-testkit: redis-server did not start (watchdog said {line:?})")
         });
         *self.lock_process() = Some(Running { watchdog, pid });
-        if !wait_for_listen(port, Duration::from_secs(20), || process_alive(pid)) {
-            let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
-            // Reap the watchdog of a server that never came up.
-            self.kill();
-            return Err(log);
+        let ready = self.wait_ready(pid);
+        if ready.is_err() {
+            // Reap the watchdog of a server that never came up; its port
+            // may belong to another process, so do not wait for it.
+            self.signal_and_reap("KILL", false);
         }
-        self.wait_ready();
-        Ok(())
+        ready
     }
 
-    fn wait_ready(&self) {
+    /// Waits until the server started as `pid` answers on this server's
+    /// port. A server that answers with another process id is not this one
+    /// (another process listens on the port): this one exits when its bind
+    /// fails, and its log is returned, as for any server that exits early.
+    fn wait_ready(&self, pid: u32) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
+        let log = || std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
         loop {
-            let reply: redis::RedisResult<String> = self
+            if !process_alive(pid) {
+                return Err(log());
+            }
+            let info: redis::RedisResult<String> = self
                 .client()
                 .get_connection_with_timeout(Duration::from_secs(1))
-                .and_then(|mut c| redis::cmd("PING").query(&mut c));
-            match reply {
-                Ok(pong) if pong == "PONG" => return,
-                _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-                other => panic!(
-                    "distkit-testkit: {} never became ready: {other:?}",
-                    self.url
-                ),
+                .and_then(|mut c| {
+                    c.set_read_timeout(Some(Duration::from_secs(1)))?;
+                    redis::cmd("INFO").arg("server").query(&mut c)
+                });
+            let answered_by = info.ok().and_then(|info| {
+                info.lines()
+                    .find_map(|line| line.strip_prefix("process_id:"))
+                    .and_then(|id| id.trim().parse::<u32>().ok())
+            });
+            if answered_by == Some(pid) {
+                return Ok(());
             }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} never became ready (answered by process {answered_by:?}, started {pid})\n{}",
+                    self.url,
+                    log()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 }
@@ -409,5 +433,56 @@ fn process_alive(pid: u32) -> bool {
             .status()
             .map(|s| s.success())
             .unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_held_by_another_server_is_reported_not_adopted() {
+        let other = RedisServer::start();
+        let clash = RedisServer::new_on(other.port(), ServerOptions::default());
+        let started = Instant::now();
+        let log = clash
+            .spawn()
+            .expect_err("the port belongs to another server");
+        assert!(log.contains("Address already in use"), "{log}");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        // the other server is untouched
+        let pong: String = redis::cmd("PING")
+            .query(&mut other.blocking_connection())
+            .expect("ping");
+        assert_eq!(pong, "PONG");
+    }
+
+    #[test]
+    fn a_port_held_by_something_else_is_reported() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let clash = RedisServer::new_on(port, ServerOptions::default());
+        let log = clash.spawn().expect_err("the port is taken");
+        assert!(log.contains("Address already in use"), "{log}");
+    }
+
+    #[test]
+    fn a_fresh_start_lands_on_a_port_of_its_own() {
+        let server = RedisServer::start();
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query(&mut server.blocking_connection())
+            .expect("info");
+        assert!(info.contains(&format!("tcp_port:{}", server.port())));
+        assert_eq!(
+            server.pid(),
+            info.lines()
+                .find_map(|l| l.strip_prefix("process_id:"))
+                .and_then(|p| p.trim().parse().ok())
+        );
     }
 }
