@@ -650,7 +650,7 @@ impl InstanceCounterWorkload {
     ) {
         let counter = self.instance(connect(endpoint).await, Some(process));
         let keys = self.keys();
-        // Eight callers share the instance, so calls beyond four in flight
+        // Eight callers share the instance, so calls beyond two in flight
         // leave in combined script runs (with merged increments), under the
         // same faults as single calls.
         let caller = |task: u64| {

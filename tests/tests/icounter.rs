@@ -330,7 +330,7 @@ async fn lax_flushes_deltas_and_keeps_heartbeat(connect: Connect) {
 }
 on_both!(lax, lax_flushes_deltas_and_keeps_heartbeat);
 
-// Concurrent calls of one instance: beyond four in flight they are combined
+// Concurrent calls of one instance: beyond two in flight they are combined
 // into one script run, yet each is applied once, atomically, with its own
 // result (every +1 sees a distinct slice) or its own error.
 async fn concurrent_calls_are_each_applied_once(connect: Connect) {

@@ -122,6 +122,62 @@ struct Combiner {
     waiting: Vec<Waiting>,
 }
 
+/// The one drain task of a counter's combiner, created when it is spawned.
+/// When its future is dropped before it finished (its runtime shut down,
+/// even before a first poll), the combiner is released: the counter, which
+/// may outlive that runtime, can send calls again, and the calls still
+/// queued fail at once (their senders are dropped) instead of waiting for a
+/// drain that is gone.
+struct Drain {
+    counter: Arc<StrictInstanceAwareCounter>,
+    finished: bool,
+}
+
+impl Drain {
+    /// Sends the queued operations, one combined run per batch, until none
+    /// are left; then frees the combiner.
+    async fn run(mut self) {
+        let counter = self.counter.clone();
+        loop {
+            let batch = {
+                let mut combiner = counter
+                    .combiner
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if combiner.waiting.is_empty() {
+                    combiner.draining = false;
+                    combiner.in_flight = combiner.in_flight.saturating_sub(1);
+                    self.finished = true;
+                    return;
+                }
+                std::mem::take(&mut combiner.waiting)
+            };
+            let (ops, replies): (Vec<Op>, Vec<_>) =
+                batch.into_iter().map(|w| (w.op, w.reply)).unzip();
+            let results = counter.run_combined(&ops).await;
+            for (sender, result) in replies.into_iter().zip(results) {
+                let _ = sender.send(result);
+            }
+        }
+    }
+}
+
+impl Drop for Drain {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let mut combiner = self
+            .counter
+            .combiner
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        combiner.draining = false;
+        combiner.in_flight = combiner.in_flight.saturating_sub(1);
+        combiner.waiting.clear();
+    }
+}
+
 enum Route {
     /// Waits for a combined call.
     Queued(oneshot::Receiver<Result<(i64, i64), DistkitError>>),
@@ -577,53 +633,39 @@ impl StrictInstanceAwareCounter {
     /// Ends an inline call; if operations queued and no drain task runs,
     /// starts one.
     fn hand_over(&self) {
-        let Ok(mut combiner) = self.combiner.lock() else {
-            return;
-        };
-        combiner.in_flight = combiner.in_flight.saturating_sub(1);
-        if combiner.waiting.is_empty() || combiner.draining {
-            return;
-        }
-        match (self.this.upgrade(), tokio::runtime::Handle::try_current()) {
-            (Some(counter), Ok(runtime)) => {
-                combiner.draining = true;
-                combiner.in_flight += 1;
-                runtime.spawn(counter.drain());
-            }
-            _ => {
-                // the counter is being dropped: nothing can send them
-                for waiting in combiner.waiting.drain(..) {
-                    let _ = waiting.reply.send(Err(DistkitError::unexpected_reply(
-                        waiting.op.kind.name(),
-                        "the counter was dropped",
-                    )));
-                }
-            }
-        }
-    }
-
-    /// Sends the queued operations, a script run per batch, until none are
-    /// left; then frees the combiner.
-    async fn drain(self: Arc<Self>) {
-        loop {
-            let batch = match self.combiner.lock() {
-                Ok(mut combiner) => {
-                    if combiner.waiting.is_empty() {
-                        combiner.draining = false;
-                        combiner.in_flight = combiner.in_flight.saturating_sub(1);
-                        return;
-                    }
-                    std::mem::take(&mut combiner.waiting)
-                }
-                Err(_) => return,
+        let (runtime, drain) = {
+            let Ok(mut combiner) = self.combiner.lock() else {
+                return;
             };
-            let (ops, replies): (Vec<Op>, Vec<_>) =
-                batch.into_iter().map(|w| (w.op, w.reply)).unzip();
-            let results = self.run_combined(&ops).await;
-            for (sender, result) in replies.into_iter().zip(results) {
-                let _ = sender.send(result);
+            combiner.in_flight = combiner.in_flight.saturating_sub(1);
+            if combiner.waiting.is_empty() || combiner.draining {
+                return;
             }
-        }
+            match (self.this.upgrade(), tokio::runtime::Handle::try_current()) {
+                (Some(counter), Ok(runtime)) => {
+                    combiner.draining = true;
+                    combiner.in_flight += 1;
+                    let drain = Drain {
+                        counter,
+                        finished: false,
+                    };
+                    (runtime, drain)
+                }
+                _ => {
+                    // the counter is being dropped: nothing can send them
+                    for waiting in combiner.waiting.drain(..) {
+                        let _ = waiting.reply.send(Err(DistkitError::unexpected_reply(
+                            waiting.op.kind.name(),
+                            "the counter was dropped",
+                        )));
+                    }
+                    return;
+                }
+            }
+        };
+        // Spawned outside the lock: a runtime that is shutting down drops
+        // the task at once, and the drop takes the lock.
+        runtime.spawn(drain.run());
     }
 
     /// Runs a combined batch: runs of plain increments of one key are

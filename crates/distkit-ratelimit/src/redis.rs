@@ -214,6 +214,93 @@ impl Drop for Inline<'_> {
     }
 }
 
+/// The one drain task of a key's combiner, created when it is spawned.
+/// When its future is dropped before it finished (its runtime shut down,
+/// even before a first poll), the combiner is released: the limiter, which
+/// may outlive that runtime, can send calls on the key again, and the calls
+/// still queued fail at once (their senders are dropped) instead of waiting
+/// for a drain that is gone.
+struct Drain {
+    shared: Arc<Shared>,
+    key: String,
+    finished: bool,
+}
+
+impl Drain {
+    /// Sends the calls queued on `key`, one script run per batch, until
+    /// none are left; then frees the combiner.
+    async fn run(mut self) {
+        let shared = self.shared.clone();
+        let key = self.key.clone();
+        loop {
+            let batch = {
+                let mut combiners = shared
+                    .combiners
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let Some(combiner) = combiners.get_mut(&key) else {
+                    return;
+                };
+                if combiner.waiting.is_empty() {
+                    combiner.draining = false;
+                    combiner.in_flight = combiner.in_flight.saturating_sub(1);
+                    if combiner.in_flight == 0 {
+                        combiners.remove(&key);
+                    }
+                    self.finished = true;
+                    return;
+                }
+                std::mem::take(&mut combiner.waiting)
+            };
+            // A caller that already gave up is not decided (nor recorded).
+            let (calls, replies): (Vec<Call>, Vec<Reply>) = batch
+                .into_iter()
+                .filter(|(_, reply)| !reply.is_closed())
+                .unzip();
+            if calls.is_empty() {
+                continue;
+            }
+            match shared.decide(&key, &calls).await {
+                Ok(raws) => {
+                    let mut raws = raws.into_iter();
+                    for reply in replies {
+                        let raw = raws.next().ok_or_else(|| {
+                            DistkitError::unexpected_reply(OPERATION, "fewer decisions than calls")
+                        });
+                        let _ = reply.send(raw);
+                    }
+                }
+                Err(error) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(error.copy_for(OPERATION)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Drain {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let mut combiners = self
+            .shared
+            .combiners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(combiner) = combiners.get_mut(&self.key) {
+            combiner.draining = false;
+            combiner.in_flight = combiner.in_flight.saturating_sub(1);
+            combiner.waiting.clear();
+            if combiner.in_flight == 0 {
+                combiners.remove(&self.key);
+            }
+        }
+    }
+}
+
 impl RedisRateLimiter {
     /// A limiter over the options' connection (single node or cluster).
     pub fn new(options: RedisOptions) -> Self {
@@ -322,82 +409,47 @@ impl Shared {
     /// Ends an inline call on `key`; if calls queued and no drain task
     /// runs, starts one. A key with nothing in flight leaves the map.
     fn hand_over(self: &Arc<Self>, key: &str) {
-        let mut combiners = self
-            .combiners
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let Some(combiner) = combiners.get_mut(key) else {
-            return;
-        };
-        combiner.in_flight = combiner.in_flight.saturating_sub(1);
-        if !combiner.waiting.is_empty() && !combiner.draining {
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    combiner.draining = true;
-                    combiner.in_flight += 1;
-                    runtime.spawn(self.clone().drain(key.to_owned()));
-                }
-                Err(_) => {
-                    for (_, reply) in combiner.waiting.drain(..) {
-                        let _ = reply.send(Err(DistkitError::unexpected_reply(
-                            OPERATION,
-                            "no runtime left to send the combined call",
-                        )));
-                    }
-                }
-            }
-        }
-        if combiner.in_flight == 0 && combiner.waiting.is_empty() {
-            combiners.remove(key);
-        }
-    }
-
-    /// Sends the calls queued on `key`, one script run per batch, until
-    /// none are left; then frees the combiner.
-    async fn drain(self: Arc<Self>, key: String) {
-        loop {
-            let batch = {
-                let mut combiners = self
-                    .combiners
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                let Some(combiner) = combiners.get_mut(&key) else {
-                    return;
-                };
-                if combiner.waiting.is_empty() {
-                    combiner.draining = false;
-                    combiner.in_flight = combiner.in_flight.saturating_sub(1);
-                    if combiner.in_flight == 0 {
-                        combiners.remove(&key);
-                    }
-                    return;
-                }
-                std::mem::take(&mut combiner.waiting)
+        let spawn = {
+            let mut combiners = self
+                .combiners
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let Some(combiner) = combiners.get_mut(key) else {
+                return;
             };
-            // A caller that already gave up is not decided (nor recorded).
-            let (calls, replies): (Vec<Call>, Vec<Reply>) = batch
-                .into_iter()
-                .filter(|(_, reply)| !reply.is_closed())
-                .unzip();
-            if calls.is_empty() {
-                continue;
-            }
-            match self.decide(&key, &calls).await {
-                Ok(raws) => {
-                    let mut raws = raws.into_iter();
-                    for reply in replies {
-                        let raw = raws.next().ok_or_else(|| {
-                            DistkitError::unexpected_reply(OPERATION, "fewer decisions than calls")
-                        });
-                        let _ = reply.send(raw);
+            combiner.in_flight = combiner.in_flight.saturating_sub(1);
+            let mut spawn = None;
+            if !combiner.waiting.is_empty() && !combiner.draining {
+                match tokio::runtime::Handle::try_current() {
+                    Ok(runtime) => {
+                        combiner.draining = true;
+                        combiner.in_flight += 1;
+                        let drain = Drain {
+                            shared: self.clone(),
+                            key: key.to_owned(),
+                            finished: false,
+                        };
+                        spawn = Some((runtime, drain));
+                    }
+                    Err(_) => {
+                        for (_, reply) in combiner.waiting.drain(..) {
+                            let _ = reply.send(Err(DistkitError::unexpected_reply(
+                                OPERATION,
+                                "no runtime left to send the combined call",
+                            )));
+                        }
                     }
                 }
-                Err(error) => {
-                    for reply in replies {
-                        let _ = reply.send(Err(error.copy_for(OPERATION)));
-                    }
-                }
             }
+            if combiner.in_flight == 0 && combiner.waiting.is_empty() {
+                combiners.remove(key);
+            }
+            spawn
+        };
+        // Spawned outside the lock: a runtime that is shutting down drops
+        // the task at once, and the drop takes the lock.
+        if let Some((runtime, drain)) = spawn {
+            runtime.spawn(drain.run());
         }
     }
 

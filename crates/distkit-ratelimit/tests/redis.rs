@@ -316,3 +316,62 @@ async fn concurrent_suppressed_calls_are_combined_within_the_hard_limit() {
     assert!(admitted >= CAPACITY, "{admitted}");
     assert!(admitted <= 150, "{admitted} past the hard limit");
 }
+
+/// Calls that were queued behind inline ones when their runtime shut down
+/// leave nothing stuck: the limiter, used from another runtime, sends
+/// concurrent calls on the same key again.
+#[test]
+fn a_runtime_shut_down_mid_flight_leaves_the_key_usable() {
+    let server = distkit_testkit::RedisServer::start();
+    let keeper = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let conn = keeper.block_on(server.connection_manager());
+    let limiter = std::sync::Arc::new(RedisRateLimiter::new(RedisOptions::new(
+        namespace("crate_shutdown"),
+        conn,
+        limit(1_000),
+    )));
+    let user = std::sync::Arc::new(DistkitRedisKey::try_from("user").unwrap());
+
+    // Redis frozen: two calls go inline and hang, the others queue.
+    server.freeze();
+    let doomed = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    for _ in 0..6 {
+        let (limiter, user) = (limiter.clone(), user.clone());
+        doomed.spawn(async move { limiter.inc(&user, 1).await });
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    doomed.shutdown_timeout(Duration::from_secs(5));
+    server.thaw();
+
+    keeper.block_on(async {
+        let calls = (0..6).map(|_| {
+            let (limiter, user) = (limiter.clone(), user.clone());
+            tokio::spawn(async move { limiter.inc(&user, 1).await })
+        });
+        let decisions =
+            tokio::time::timeout(Duration::from_secs(10), futures_join_all(calls.collect()))
+                .await
+                .expect("no call may wait for a drain of the runtime that shut down");
+        for decision in decisions {
+            assert!(decision.unwrap().unwrap().is_allowed());
+        }
+    });
+}
+
+async fn futures_join_all<T>(
+    handles: Vec<tokio::task::JoinHandle<T>>,
+) -> Vec<Result<T, tokio::task::JoinError>> {
+    let mut results = Vec::with_capacity(handles.len());
+    for handle in handles {
+        results.push(handle.await);
+    }
+    results
+}
