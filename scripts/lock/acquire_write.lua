@@ -15,13 +15,21 @@
 --
 -- Returns {1, fencing_token} when acquired (fencing_token a decimal string),
 -- {0, "writer"} when another writer holds the lease, {0, "readers"} when live
--- readers hold it. When busy and ARGV[3] > 0 the caller is (re)marked as a
--- pending writer, which makes new readers wait (writer preference). When
--- busy and ARGV[5] > 0 the caller is (re)marked as a waiter, which makes
--- write releases publish.
+-- readers hold it, {0, "waiters"} when the lease is free but the caller's
+-- first attempt finds other callers waiting (see below). When busy and
+-- ARGV[3] > 0 the caller is (re)marked as a pending writer, which makes new
+-- readers wait (writer preference). When busy and ARGV[5] > 0 the caller is
+-- (re)marked as a waiter, which makes write releases publish.
 --
--- Complexity: O(log n + e) with n readers/pending writers and e expired
--- entries pruned.
+-- No barging: the first attempt of a caller that will wait (ARGV[5] > 0,
+-- ARGV[6] = "0") does not take a free lease while live waiter marks of
+-- other callers exist; it is marked as a waiter and retries at once (its
+-- next attempt, marked, may take it). So a holder that releases and locks
+-- again does not overtake the waiters its release just woke. A single try
+-- (ARGV[5] = "0") takes a free lease as before.
+--
+-- Complexity: O(log n + e) with n readers/pending writers/waiters and e
+-- expired entries pruned.
 -- Invariants: at most one live owner token; no owner while a live reader
 -- exists; every fencing token is greater than every token handed out before
 -- for this lock (see acquire_fence below).
@@ -55,9 +63,10 @@ local function mark_pending()
   mark(KEYS[3], pending_ttl_ms)
 end
 
-if redis.call('EXISTS', KEYS[2], KEYS[3]) == 0 then
-  -- No reader and no pending writer (always so for a Mutex): one SET NX
-  -- both checks for a holder and takes the lease.
+if redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[5]) == 0 then
+  -- No reader, no pending writer and nobody waiting (always so for an
+  -- uncontended Mutex): one SET NX both checks for a holder and takes the
+  -- lease.
   if not redis.call('SET', KEYS[1], token, 'NX', 'PX', ARGV[2]) then
     mark_pending()
     return {0, 'writer'}
@@ -68,6 +77,12 @@ else
     return {0, 'writer'}
   end
   local now = now_ms()
+  if ARGV[6] ~= '1' and tonumber(ARGV[5]) > 0
+      and redis.call('ZCOUNT', KEYS[5], '(' .. now, '+inf') > 0 then
+    -- no barging: this first attempt queues behind the live waiters
+    mark_pending()
+    return {0, 'waiters'}
+  end
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
   if redis.call('ZCARD', KEYS[2]) > 0 then
     mark_pending()

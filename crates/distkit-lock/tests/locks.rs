@@ -1262,3 +1262,72 @@ where
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// No barging, at the script level: a waiting caller's first attempt does
+/// not take a free lock while another caller's waiter mark is live; its
+/// marked retry does, and a single try is not affected.
+#[tokio::test]
+async fn a_first_attempt_queues_behind_live_waiters() {
+    let source = distkit_lock::SCRIPT_SOURCES
+        .iter()
+        .find(|(name, _)| *name == "acquire_write")
+        .unwrap()
+        .1;
+    let script = redis::Script::new(source);
+    let base = format!("distkit:lock:{{{}}}", unique_prefix("no_barging"));
+    let [owner, readers, pending, fence, waiters] =
+        ["owner", "readers", "pending", "fence", "waiters"].map(|k| format!("{base}:{k}"));
+    let mut conn = shared_server().connection_manager().await;
+    let attempt = |token: &'static str, waiter_ttl: u64, marked: u8| {
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(&owner)
+            .key(&readers)
+            .key(&pending)
+            .key(&fence)
+            .key(&waiters)
+            .arg(token)
+            .arg(10_000)
+            .arg(0)
+            .arg(60_000)
+            .arg(waiter_ttl)
+            .arg(marked);
+        invocation
+    };
+    // another caller waits (its mark is live for a minute)
+    let (seconds, _): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
+    let _: () = redis::cmd("ZADD")
+        .arg(&waiters)
+        .arg((seconds + 60) * 1000)
+        .arg("w")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let first: (i64, String) = attempt("a", 1_500, 0)
+        .invoke_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(first, (0, "waiters".to_string()));
+    let marked: Option<f64> = redis::cmd("ZSCORE")
+        .arg(&waiters)
+        .arg("a")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(marked.is_some(), "the queued caller is marked as a waiter");
+
+    let retry: (i64, String) = attempt("a", 1_500, 1)
+        .invoke_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(retry.0, 1, "a marked waiter takes the free lock");
+    let _: () = redis::cmd("DEL")
+        .arg(&owner)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    let single_try: (i64, String) = attempt("t", 0, 0).invoke_async(&mut conn).await.unwrap();
+    assert_eq!(single_try.0, 1, "a single try takes a free lock");
+}
