@@ -23,10 +23,10 @@
 --
 -- No barging: the first attempt of a caller that will wait (ARGV[5] > 0,
 -- ARGV[6] = "0") does not take a free lease while live waiter marks of
--- other callers exist; it is marked as a waiter and retries at once (its
--- next attempt, marked, may take it). So a holder that releases and locks
--- again does not overtake the waiters its release just woke. A single try
--- (ARGV[5] = "0") takes a free lease as before.
+-- other callers exist; it is marked as a waiter (not as a pending writer)
+-- and retries at once (its next attempt, marked, may take it). So a holder
+-- that releases and locks again does not overtake the waiters its release
+-- just woke. A single try (ARGV[5] = "0") takes a free lease as before.
 --
 -- Complexity: O(log n + e) with n readers/pending writers/waiters and e
 -- expired entries pruned.
@@ -77,16 +77,18 @@ else
     return {0, 'writer'}
   end
   local now = now_ms()
-  if ARGV[6] ~= '1' and tonumber(ARGV[5]) > 0
-      and redis.call('ZCOUNT', KEYS[5], '(' .. now, '+inf') > 0 then
-    -- no barging: this first attempt queues behind the live waiters
-    mark_pending()
-    return {0, 'waiters'}
-  end
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
   if redis.call('ZCARD', KEYS[2]) > 0 then
     mark_pending()
     return {0, 'readers'}
+  end
+  if ARGV[6] ~= '1' and tonumber(ARGV[5]) > 0
+      and redis.call('ZCOUNT', KEYS[5], '(' .. now, '+inf') > 0 then
+    -- No barging: this first attempt queues behind the live waiters. Only
+    -- a waiter mark: a pending-writer mark would hold back the readers
+    -- among them, whom this caller is yielding to.
+    mark(KEYS[5], tonumber(ARGV[5]))
+    return {0, 'waiters'}
   end
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
   redis.call('ZREM', KEYS[3], token)

@@ -95,12 +95,23 @@ fn pending_ttl(core: &LockCore) -> Duration {
     (core.options.retry_interval * 3).max(Duration::from_millis(500))
 }
 
-/// One attempt: `Ok(Some(fencing_token))` when acquired, `Ok(None)` when busy.
-/// A busy attempt of a caller that will wait (`waits`) marks the caller as a
-/// waiter for [`pending_ttl`], at least three retry intervals: longer than
-/// the caller waits before its next attempt, so every release it has not
-/// seen yet publishes a message. `marked`: an earlier attempt left a waiter
-/// mark, which the script removes when the lease is taken.
+/// What one attempt found.
+enum Attempt {
+    /// The lease is taken, with this fencing token.
+    Acquired(u64),
+    /// Another holder has it.
+    Busy,
+    /// Free, but other callers wait: this first attempt of a waiting caller
+    /// queued behind them (no barging, see `scripts/lock/README.md`).
+    Queued,
+}
+
+/// One attempt. A busy or queued attempt of a caller that will wait
+/// (`waits`) marks the caller as a waiter for [`pending_ttl`], at least
+/// three retry intervals: longer than the caller waits before its next
+/// attempt, so every release it has not seen yet publishes a message.
+/// `marked`: an earlier attempt left a waiter mark, which the script removes
+/// when the lease is taken.
 async fn attempt(
     core: &LockCore,
     target: Target,
@@ -108,7 +119,7 @@ async fn attempt(
     mark_pending: bool,
     waits: bool,
     marked: bool,
-) -> Result<Option<u64>, LockError> {
+) -> Result<Attempt, LockError> {
     let mut connection = core.connection();
     let keys = &core.keys;
     let waiting = if waits { millis(pending_ttl(core)) } else { 0 };
@@ -148,9 +159,13 @@ async fn attempt(
     };
     let (acquired, detail): (i64, String) = call.invoke(&mut connection).await?;
     if acquired != 1 {
-        return Ok(None);
+        return Ok(if detail == "waiters" {
+            Attempt::Queued
+        } else {
+            Attempt::Busy
+        });
     }
-    detail.parse::<u64>().map(Some).map_err(|_| {
+    detail.parse::<u64>().map(Attempt::Acquired).map_err(|_| {
         LockError::Redis(distkit_core::DistkitError::unexpected_reply(
             "lock.acquire",
             format!("fencing token is not an unsigned integer: {detail:?}"),
@@ -185,19 +200,27 @@ pub(crate) async fn acquire(
     });
     let mut subscription: Option<Subscription> = None;
     let mut attempts: u32 = 0;
+    // Every earlier attempt was busy or queued (an error ends the loop), and
+    // such an attempt of a waiting caller leaves a waiter mark.
+    let mut marked = false;
     loop {
-        attempts = attempts.saturating_add(1);
         if let Some(subscription) = subscription.as_mut() {
             subscription.mark_seen();
         }
         let sent = Instant::now();
-        // Every earlier attempt was busy (an error ends the loop), and a
-        // busy attempt of a waiting caller leaves a waiter mark.
-        let marked = waits && attempts > 1;
         let outcome = attempt(core, target, &token, mark_pending, waits, marked).await;
+        marked = waits;
         let fencing_token = match outcome {
-            Ok(Some(fencing_token)) => fencing_token,
-            Ok(None) => {
+            Ok(Attempt::Acquired(fencing_token)) => {
+                attempts = attempts.saturating_add(1);
+                fencing_token
+            }
+            // The lease was free: retry at once as a marked waiter, without
+            // counting this attempt against the bound (only a first attempt
+            // can queue, so this happens at most once).
+            Ok(Attempt::Queued) => continue,
+            Ok(Attempt::Busy) => {
+                attempts = attempts.saturating_add(1);
                 let give_up = match bound {
                     Bound::Once => Some(LockError::WouldBlock {
                         key: core.key_name(),

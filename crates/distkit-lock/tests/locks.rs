@@ -1331,3 +1331,39 @@ async fn a_first_attempt_queues_behind_live_waiters() {
     let single_try: (i64, String) = attempt("t", 0, 0).invoke_async(&mut conn).await.unwrap();
     assert_eq!(single_try.0, 1, "a single try takes a free lock");
 }
+
+/// The attempt that queues behind other waiters is not counted: a bounded
+/// acquisition of a free lock succeeds on its first counted attempt even
+/// while another caller waits (here: a live waiter mark of a caller that is
+/// not really there).
+async fn bounded_acquisition_of_a_free_lock_is_not_refused_by_waiters(mode: Mode) {
+    let key = new_key("queued_uncounted");
+    let waiters = format!("distkit:lock:{{{}}}:waiters", key.as_str());
+    let mutex = Mutex::new(options(&key, connect(mode).await).build().unwrap());
+    let mut conn = match mode {
+        Mode::Single => RedisConnection::from(shared_server().connection_manager().await),
+        Mode::Cluster => RedisConnection::from(shared_cluster().connection().await),
+    };
+    let mark_someone_waiting = async |conn: &mut RedisConnection| {
+        let (seconds, _): (u64, u64) = redis::cmd("TIME").query_async(conn).await.unwrap();
+        let _: () = redis::cmd("ZADD")
+            .arg(&waiters)
+            .arg((seconds + 60) * 1000)
+            .arg("someone")
+            .query_async(conn)
+            .await
+            .unwrap();
+    };
+
+    mark_someone_waiting(&mut conn).await;
+    let guard = mutex.try_lock_with_retries(0).await.unwrap();
+    assert_eq!(guard.acquired_on_attempt(), 1);
+    guard.release().await.unwrap();
+
+    mark_someone_waiting(&mut conn).await;
+    let guard = mutex.try_lock_with_timeout(Duration::ZERO).await.unwrap();
+    assert_eq!(guard.acquired_on_attempt(), 1);
+    guard.release().await.unwrap();
+}
+
+both!(bounded_acquisition_of_a_free_lock_is_not_refused_by_waiters);
