@@ -50,11 +50,19 @@ pub fn connection(worker: WorkerConnection) -> RedisConnection {
 
 /// A fresh distkit connection to `endpoint`, as a user would open it: a
 /// cluster through [`RedisConnection::open_cluster_with`] (so the fault
-/// rounds check distkit's own redirect handling), with the test kit's short
+/// rounds check distkit's own redirect handling), a single node with its
+/// client attached as [`RedisConnection::open`] does (so locks subscribe to
+/// release notifications instead of polling), with the test kit's short
 /// response timeout; retried until the target accepts connections.
 pub async fn connect(endpoint: &Endpoint) -> RedisConnection {
-    let Endpoint::Cluster(urls) = endpoint else {
-        return connection(endpoint.connection().await);
+    let urls = match endpoint {
+        Endpoint::Single(url) => {
+            let conn = connection(endpoint.connection().await);
+            let client = distkit::redis::Client::open(url.as_str())
+                .unwrap_or_else(|e| panic!("bad url {url}: {e}"));
+            return conn.with_client(distkit::ClientConfig::Single(client));
+        }
+        Endpoint::Cluster(urls) => urls,
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
