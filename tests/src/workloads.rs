@@ -52,8 +52,10 @@ pub fn connection(worker: WorkerConnection) -> RedisConnection {
 /// cluster through [`RedisConnection::open_cluster_with`] (so the fault
 /// rounds check distkit's own redirect handling), a single node with its
 /// client attached as [`RedisConnection::open`] does (so locks subscribe to
-/// release notifications instead of polling), with the test kit's short
-/// response timeout; retried until the target accepts connections.
+/// release notifications instead of polling; the subscriber connections
+/// made from that client have no timeouts, as with `open`), commands with
+/// the test kit's short response timeout; retried until the target accepts
+/// connections.
 pub async fn connect(endpoint: &Endpoint) -> RedisConnection {
     let urls = match endpoint {
         Endpoint::Single(url) => {

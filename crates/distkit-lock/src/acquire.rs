@@ -218,8 +218,8 @@ pub(crate) async fn acquire(
             // The lease was free: retry at once as a marked waiter, without
             // counting this attempt against the bound (only a first attempt
             // can queue, so this happens at most once).
-            Ok(Attempt::Queued) => continue,
-            Ok(Attempt::Busy) => {
+            Ok(Attempt::Queued) if waits => continue,
+            Ok(Attempt::Busy | Attempt::Queued) => {
                 attempts = attempts.saturating_add(1);
                 let give_up = match bound {
                     Bound::Once => Some(LockError::WouldBlock {

@@ -1288,7 +1288,8 @@ async fn a_first_attempt_queues_behind_live_waiters() {
             .key(&waiters)
             .arg(token)
             .arg(10_000)
-            .arg(0)
+            // as an RwLock writer: pending-writer marks when busy
+            .arg(waiter_ttl)
             .arg(60_000)
             .arg(waiter_ttl)
             .arg(marked);
@@ -1316,12 +1317,29 @@ async fn a_first_attempt_queues_behind_live_waiters() {
         .await
         .unwrap();
     assert!(marked.is_some(), "the queued caller is marked as a waiter");
+    let pending_mark: Option<f64> = redis::cmd("ZSCORE")
+        .arg(&pending)
+        .arg("a")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        pending_mark, None,
+        "a queued writer holds back no reader: no pending-writer mark"
+    );
 
     let retry: (i64, String) = attempt("a", 1_500, 1)
         .invoke_async(&mut conn)
         .await
         .unwrap();
     assert_eq!(retry.0, 1, "a marked waiter takes the free lock");
+    let still_marked: Option<f64> = redis::cmd("ZSCORE")
+        .arg(&waiters)
+        .arg("a")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(still_marked, None, "its waiter mark goes with the lease");
     let _: () = redis::cmd("DEL")
         .arg(&owner)
         .query_async(&mut conn)
