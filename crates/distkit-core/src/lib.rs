@@ -32,6 +32,7 @@
 #![deny(missing_docs)]
 
 mod background;
+pub mod combine;
 mod comparator;
 mod connection;
 mod error;

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use dashmap::DashMap;
+use distkit_core::combine::CallQueue;
 use distkit_core::redis::Value;
 use distkit_core::{
     CounterComparator, DistkitError, DistkitRedisKey, KeyLayout, RedisConnection, spawn_weak_loop,
@@ -113,14 +114,7 @@ pub struct StrictInstanceAwareCounter {
 
 /// Single-key operations that arrived while another call of this instance
 /// was in flight; they leave together in the next script run.
-#[derive(Default)]
-struct Combiner {
-    /// Calls of single operations in flight (inline ones and the drain's).
-    in_flight: usize,
-    /// A drain task is running.
-    draining: bool,
-    waiting: Vec<Waiting>,
-}
+type Combiner = CallQueue<Waiting>;
 
 /// The one drain task of a counter's combiner, created when it is spawned.
 /// When its future is dropped before it finished (its runtime shut down,
@@ -144,13 +138,11 @@ impl Drain {
                     .combiner
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
-                if combiner.waiting.is_empty() {
-                    combiner.draining = false;
-                    combiner.in_flight = combiner.in_flight.saturating_sub(1);
+                let Some(batch) = combiner.next_batch() else {
                     self.finished = true;
                     return;
-                }
-                std::mem::take(&mut combiner.waiting)
+                };
+                batch
             };
             let (ops, replies): (Vec<Op>, Vec<_>) =
                 batch.into_iter().map(|w| (w.op, w.reply)).unzip();
@@ -172,9 +164,8 @@ impl Drop for Drain {
             .combiner
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        combiner.draining = false;
-        combiner.in_flight = combiner.in_flight.saturating_sub(1);
-        combiner.waiting.clear();
+        // dropped senders fail the queued calls' receivers
+        drop(combiner.abandon_drain());
     }
 }
 
@@ -611,12 +602,11 @@ impl StrictInstanceAwareCounter {
         let Ok(mut combiner) = self.combiner.lock() else {
             return Route::Alone(op);
         };
-        if combiner.in_flight < INLINE_CALLS {
-            combiner.in_flight += 1;
+        if combiner.try_inline(INLINE_CALLS) {
             Route::Inline(op)
         } else {
             let (reply, receiver) = oneshot::channel();
-            combiner.waiting.push(Waiting { op, reply });
+            combiner.push(Waiting { op, reply });
             Route::Queued(receiver)
         }
     }
@@ -637,14 +627,11 @@ impl StrictInstanceAwareCounter {
             let Ok(mut combiner) = self.combiner.lock() else {
                 return;
             };
-            combiner.in_flight = combiner.in_flight.saturating_sub(1);
-            if combiner.waiting.is_empty() || combiner.draining {
+            if !combiner.end_inline() {
                 return;
             }
             match (self.this.upgrade(), tokio::runtime::Handle::try_current()) {
                 (Some(counter), Ok(runtime)) => {
-                    combiner.draining = true;
-                    combiner.in_flight += 1;
                     let drain = Drain {
                         counter,
                         finished: false,
@@ -653,7 +640,7 @@ impl StrictInstanceAwareCounter {
                 }
                 _ => {
                     // the counter is being dropped: nothing can send them
-                    for waiting in combiner.waiting.drain(..) {
+                    for waiting in combiner.abandon_drain() {
                         let _ = waiting.reply.send(Err(DistkitError::unexpected_reply(
                             waiting.op.kind.name(),
                             "the counter was dropped",

@@ -15,56 +15,28 @@ use distkit_icounter::{
     DistkitRedisKey, InstanceAwareCounterTrait, StrictInstanceAwareCounter,
     StrictInstanceAwareCounterOptions,
 };
+use distkit_testkit::runtimes::{abandon_in_flight, one_worker_runtime, run_concurrently};
 
 #[test]
 fn a_runtime_shut_down_mid_flight_leaves_the_counter_usable() {
     let server = distkit_testkit::RedisServer::start();
-    let keeper = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let keeper = one_worker_runtime();
     let conn = keeper.block_on(server.connection_manager());
     let prefix = DistkitRedisKey::try_from(distkit_testkit::unique_prefix("ic_shutdown")).unwrap();
     let counter = keeper.block_on(async {
         StrictInstanceAwareCounter::new(StrictInstanceAwareCounterOptions::new(prefix, conn))
     });
     let key = Arc::new(DistkitRedisKey::try_from("k").unwrap());
+    let call = || {
+        let (counter, key) = (counter.clone(), key.clone());
+        async move { counter.inc(&key, 1).await }
+    };
 
     // Redis frozen: two calls go inline and hang, the others queue.
-    server.freeze();
-    let doomed = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    for _ in 0..6 {
-        let (counter, key) = (counter.clone(), key.clone());
-        doomed.spawn(async move { counter.inc(&key, 1).await });
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    doomed.shutdown_timeout(Duration::from_secs(5));
-    server.thaw();
+    abandon_in_flight(&server, 6, call);
 
-    keeper.block_on(async {
-        let handles: Vec<_> = (0..6)
-            .map(|_| {
-                let (counter, key) = (counter.clone(), key.clone());
-                tokio::spawn(async move { counter.inc(&key, 1).await })
-            })
-            .collect();
-        let all = async {
-            let mut results = Vec::new();
-            for handle in handles {
-                results.push(handle.await.unwrap());
-            }
-            results
-        };
-        let results = tokio::time::timeout(Duration::from_secs(10), all)
-            .await
-            .expect("no call may wait for a drain of the runtime that shut down");
-        for result in results {
-            result.unwrap();
-        }
-    });
+    // No call may wait for a drain of the runtime that shut down.
+    for result in run_concurrently(&keeper, 6, Duration::from_secs(10), call) {
+        result.unwrap();
+    }
 }

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 #[cfg(test)]
 use distkit_core::KeyLayout;
+use distkit_core::combine::CallQueue;
 use distkit_core::{DistkitError, DistkitRedisKey, LIBRARY_NAMESPACE, LuaScript, RedisConnection};
 
 use tokio::sync::oneshot;
@@ -185,14 +186,7 @@ struct Raw {
 type Reply = oneshot::Sender<Result<Raw, DistkitError>>;
 
 /// The calls of one key in flight and queued.
-#[derive(Debug, Default)]
-struct Combiner {
-    /// Calls in flight: inline ones, and the drain task's run.
-    in_flight: usize,
-    /// A drain task is running.
-    draining: bool,
-    waiting: Vec<(Call, Reply)>,
-}
+type Combiner = CallQueue<(Call, Reply)>;
 
 enum Route {
     Inline,
@@ -241,16 +235,14 @@ impl Drain {
                 let Some(combiner) = combiners.get_mut(&key) else {
                     return;
                 };
-                if combiner.waiting.is_empty() {
-                    combiner.draining = false;
-                    combiner.in_flight = combiner.in_flight.saturating_sub(1);
-                    if combiner.in_flight == 0 {
+                let Some(batch) = combiner.next_batch() else {
+                    if combiner.is_idle() {
                         combiners.remove(&key);
                     }
                     self.finished = true;
                     return;
-                }
-                std::mem::take(&mut combiner.waiting)
+                };
+                batch
             };
             // A caller that already gave up is not decided (nor recorded).
             let (calls, replies): (Vec<Call>, Vec<Reply>) = batch
@@ -291,10 +283,9 @@ impl Drop for Drain {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if let Some(combiner) = combiners.get_mut(&self.key) {
-            combiner.draining = false;
-            combiner.in_flight = combiner.in_flight.saturating_sub(1);
-            combiner.waiting.clear();
-            if combiner.in_flight == 0 {
+            // dropped senders fail the queued calls' receivers
+            drop(combiner.abandon_drain());
+            if combiner.is_idle() {
                 combiners.remove(&self.key);
             }
         }
@@ -396,12 +387,11 @@ impl Shared {
             Some(combiner) => combiner,
             None => combiners.entry(key.to_owned()).or_default(),
         };
-        if combiner.in_flight < INLINE_CALLS {
-            combiner.in_flight += 1;
+        if combiner.try_inline(INLINE_CALLS) {
             Route::Inline
         } else {
             let (reply, receiver) = oneshot::channel();
-            combiner.waiting.push((call, reply));
+            combiner.push((call, reply));
             Route::Queued(receiver)
         }
     }
@@ -417,13 +407,10 @@ impl Shared {
             let Some(combiner) = combiners.get_mut(key) else {
                 return;
             };
-            combiner.in_flight = combiner.in_flight.saturating_sub(1);
             let mut spawn = None;
-            if !combiner.waiting.is_empty() && !combiner.draining {
+            if combiner.end_inline() {
                 match tokio::runtime::Handle::try_current() {
                     Ok(runtime) => {
-                        combiner.draining = true;
-                        combiner.in_flight += 1;
                         let drain = Drain {
                             shared: self.clone(),
                             key: key.to_owned(),
@@ -432,7 +419,7 @@ impl Shared {
                         spawn = Some((runtime, drain));
                     }
                     Err(_) => {
-                        for (_, reply) in combiner.waiting.drain(..) {
+                        for (_, reply) in combiner.abandon_drain() {
                             let _ = reply.send(Err(DistkitError::unexpected_reply(
                                 OPERATION,
                                 "no runtime left to send the combined call",
@@ -441,7 +428,7 @@ impl Shared {
                     }
                 }
             }
-            if combiner.in_flight == 0 && combiner.waiting.is_empty() {
+            if combiner.is_idle() {
                 combiners.remove(key);
             }
             spawn

@@ -322,12 +322,9 @@ async fn concurrent_suppressed_calls_are_combined_within_the_hard_limit() {
 /// concurrent calls on the same key again.
 #[test]
 fn a_runtime_shut_down_mid_flight_leaves_the_key_usable() {
+    use distkit_testkit::runtimes::{abandon_in_flight, one_worker_runtime, run_concurrently};
     let server = distkit_testkit::RedisServer::start();
-    let keeper = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
+    let keeper = one_worker_runtime();
     let conn = keeper.block_on(server.connection_manager());
     let limiter = std::sync::Arc::new(RedisRateLimiter::new(RedisOptions::new(
         namespace("crate_shutdown"),
@@ -335,43 +332,16 @@ fn a_runtime_shut_down_mid_flight_leaves_the_key_usable() {
         limit(1_000),
     )));
     let user = std::sync::Arc::new(DistkitRedisKey::try_from("user").unwrap());
+    let call = || {
+        let (limiter, user) = (limiter.clone(), user.clone());
+        async move { limiter.inc(&user, 1).await }
+    };
 
     // Redis frozen: two calls go inline and hang, the others queue.
-    server.freeze();
-    let doomed = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    for _ in 0..6 {
-        let (limiter, user) = (limiter.clone(), user.clone());
-        doomed.spawn(async move { limiter.inc(&user, 1).await });
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    doomed.shutdown_timeout(Duration::from_secs(5));
-    server.thaw();
+    abandon_in_flight(&server, 6, call);
 
-    keeper.block_on(async {
-        let calls = (0..6).map(|_| {
-            let (limiter, user) = (limiter.clone(), user.clone());
-            tokio::spawn(async move { limiter.inc(&user, 1).await })
-        });
-        let decisions =
-            tokio::time::timeout(Duration::from_secs(10), futures_join_all(calls.collect()))
-                .await
-                .expect("no call may wait for a drain of the runtime that shut down");
-        for decision in decisions {
-            assert!(decision.unwrap().unwrap().is_allowed());
-        }
-    });
-}
-
-async fn futures_join_all<T>(
-    handles: Vec<tokio::task::JoinHandle<T>>,
-) -> Vec<Result<T, tokio::task::JoinError>> {
-    let mut results = Vec::with_capacity(handles.len());
-    for handle in handles {
-        results.push(handle.await);
+    // No call may wait for a drain of the runtime that shut down.
+    for decision in run_concurrently(&keeper, 6, Duration::from_secs(10), call) {
+        assert!(decision.unwrap().is_allowed());
     }
-    results
 }

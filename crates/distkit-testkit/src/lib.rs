@@ -16,6 +16,8 @@
 //!   lock exclusion and fencing, lax sums).
 //! - [`faults`]: run a workload through rounds of faults (cut, pause,
 //!   restart), then check what it recorded.
+//! - [`runtimes`]: a primitive shared by two runtimes, one of which shuts
+//!   down with its calls in flight.
 //!
 //! A missing `redis-server` is a test failure with a message that says how to
 //! install it, never a silent skip.
@@ -40,6 +42,7 @@ pub mod history;
 mod ports;
 mod prefix;
 mod proxy;
+pub mod runtimes;
 mod server;
 pub mod workloads;
 
