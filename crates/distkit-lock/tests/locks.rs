@@ -1296,35 +1296,20 @@ async fn a_first_attempt_queues_behind_live_waiters() {
         invocation
     };
     // another caller waits (its mark is live for a minute)
-    let (seconds, _): (u64, u64) = redis::cmd("TIME").query_async(&mut conn).await.unwrap();
-    let _: () = redis::cmd("ZADD")
-        .arg(&waiters)
-        .arg((seconds + 60) * 1000)
-        .arg("w")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    mark_waiting(&mut conn, &waiters, "w").await;
 
     let first: (i64, String) = attempt("a", 1_500, 0)
         .invoke_async(&mut conn)
         .await
         .unwrap();
     assert_eq!(first, (0, "waiters".to_string()));
-    let marked: Option<f64> = redis::cmd("ZSCORE")
-        .arg(&waiters)
-        .arg("a")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert!(marked.is_some(), "the queued caller is marked as a waiter");
-    let pending_mark: Option<f64> = redis::cmd("ZSCORE")
-        .arg(&pending)
-        .arg("a")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    assert!(
+        zscore(&mut conn, &waiters, "a").await.is_some(),
+        "the queued caller is marked as a waiter"
+    );
     assert_eq!(
-        pending_mark, None,
+        zscore(&mut conn, &pending, "a").await,
+        None,
         "a queued writer holds back no reader: no pending-writer mark"
     );
 
@@ -1333,13 +1318,11 @@ async fn a_first_attempt_queues_behind_live_waiters() {
         .await
         .unwrap();
     assert_eq!(retry.0, 1, "a marked waiter takes the free lock");
-    let still_marked: Option<f64> = redis::cmd("ZSCORE")
-        .arg(&waiters)
-        .arg("a")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(still_marked, None, "its waiter mark goes with the lease");
+    assert_eq!(
+        zscore(&mut conn, &waiters, "a").await,
+        None,
+        "its waiter mark goes with the lease"
+    );
     let _: () = redis::cmd("DEL")
         .arg(&owner)
         .query_async(&mut conn)
@@ -1362,26 +1345,42 @@ async fn bounded_acquisition_of_a_free_lock_is_not_refused_by_waiters(mode: Mode
         Mode::Single => RedisConnection::from(shared_server().connection_manager().await),
         Mode::Cluster => RedisConnection::from(shared_cluster().connection().await),
     };
-    let mark_someone_waiting = async |conn: &mut RedisConnection| {
-        let (seconds, _): (u64, u64) = redis::cmd("TIME").query_async(conn).await.unwrap();
-        let _: () = redis::cmd("ZADD")
-            .arg(&waiters)
-            .arg((seconds + 60) * 1000)
-            .arg("someone")
-            .query_async(conn)
-            .await
-            .unwrap();
-    };
-
-    mark_someone_waiting(&mut conn).await;
+    mark_waiting(&mut conn, &waiters, "someone").await;
     let guard = mutex.try_lock_with_retries(0).await.unwrap();
     assert_eq!(guard.acquired_on_attempt(), 1);
     guard.release().await.unwrap();
 
-    mark_someone_waiting(&mut conn).await;
+    mark_waiting(&mut conn, &waiters, "someone").await;
     let guard = mutex.try_lock_with_timeout(Duration::ZERO).await.unwrap();
     assert_eq!(guard.acquired_on_attempt(), 1);
     guard.release().await.unwrap();
 }
 
 both!(bounded_acquisition_of_a_free_lock_is_not_refused_by_waiters);
+
+/// Marks `token` as waiting on the lock whose waiters set is `waiters`,
+/// live for a minute of server time, as a waiting caller's attempt would.
+async fn mark_waiting(conn: &mut impl redis::aio::ConnectionLike, waiters: &str, token: &str) {
+    let (seconds, _): (u64, u64) = redis::cmd("TIME").query_async(conn).await.unwrap();
+    let _: () = redis::cmd("ZADD")
+        .arg(waiters)
+        .arg((seconds + 60) * 1000)
+        .arg(token)
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
+/// The score of `member` in the zset `key`, if it is there.
+async fn zscore(
+    conn: &mut impl redis::aio::ConnectionLike,
+    key: &str,
+    member: &str,
+) -> Option<f64> {
+    redis::cmd("ZSCORE")
+        .arg(key)
+        .arg(member)
+        .query_async(conn)
+        .await
+        .unwrap()
+}
