@@ -122,8 +122,7 @@ fn ticker() -> &'static Ticker {
                 loop {
                     std::thread::sleep(Duration::from_millis(1));
                     if let Some(ticker) = TICKER.get() {
-                        let now =
-                            u64::try_from(ticker.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+                        let now = millis(ticker.origin.elapsed());
                         ticker.now_ms.fetch_max(now, Ordering::Relaxed);
                     }
                 }
@@ -158,4 +157,10 @@ impl Clock for CoarseClock {
             self.ticker.origin.elapsed()
         }
     }
+}
+
+/// Whole milliseconds of `time`, saturating (the unit every window works in).
+#[inline]
+pub(crate) fn millis(time: Duration) -> u64 {
+    u64::try_from(time.as_millis()).unwrap_or(u64::MAX)
 }

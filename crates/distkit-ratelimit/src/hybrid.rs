@@ -55,6 +55,7 @@ use dashmap::DashMap;
 use dashmap::mapref::one::RefMut;
 use distkit_core::{DistkitError, DistkitRedisKey, RedisConnection};
 
+use crate::clock::millis;
 use crate::redis::{reply_ms, window_key};
 use crate::rng::{XorShift, key_seed, random_seed};
 use crate::scripts::{HYBRID_LEASE, HYBRID_SUPPRESSED_LEASE};
@@ -477,7 +478,7 @@ impl<C: Clock> HybridRateLimiter<C> {
 
 impl<C: Clock> Inner<C> {
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.clock.now().as_millis()).unwrap_or(u64::MAX)
+        millis(self.clock.now())
     }
 
     /// The key's state, created if missing. Never hold it across an await.

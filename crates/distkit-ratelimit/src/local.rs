@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use dashmap::DashMap;
 
+use crate::clock::millis;
 use crate::rng::{key_seed, random_seed};
 use crate::window::Series;
 use crate::{Clock, Decision, LocalOptions, MonotonicClock, RateLimit, RateLimitError, Strategy};
@@ -170,8 +171,4 @@ impl<C: Clock> Inner<C> {
             }
         });
     }
-}
-
-fn millis(time: std::time::Duration) -> u64 {
-    u64::try_from(time.as_millis()).unwrap_or(u64::MAX)
 }
