@@ -2,6 +2,17 @@
 //! the same run: strict `inc` at 1 and 64 callers (vs a trivial EVALSHA),
 //! lax `inc` on a warm key, and the cost of a call that also cleans up 200
 //! entries of dead instances.
+//!
+//! `icounter/interleaved_1_caller` runs, for one caller, in turn (round-robin
+//! with a rotating start, so that a shared, loaded machine slows them alike):
+//! raw `HINCRBY`, a raw trivial `EVALSHA`, `StrictCounter::inc`,
+//! `StrictInstanceAwareCounter::inc`, `apply.lua` called directly for the
+//! same `inc` (the difference is the client side), and two floors: a script
+//! doing only the two writes any instance-aware `inc` needs, and a `MULTI`
+//! doing those writes plus a liveness TTL, the least a protocol without
+//! scripts would send. The time reported is the instance-aware `inc`'s; the
+//! ratios to `StrictCounter::inc` (quartiles over criterion's samples) are
+//! printed after the group.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,11 +20,15 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use distkit::DistkitRedisKey;
+use distkit::counter::{CounterOptions, CounterTrait, StrictCounter};
 use distkit::icounter::{
     InstanceAwareCounterTrait, LaxInstanceAwareCounter, LaxInstanceAwareCounterOptions,
     StrictInstanceAwareCounter, StrictInstanceAwareCounterOptions,
 };
-use distkit_benches::{bench_raw_evalsha, connection, run_concurrent, runtime};
+use distkit_benches::{
+    bench_raw_evalsha, connection, report_ratios, run_concurrent, run_interleaved, runtime,
+    trivial_script,
+};
 
 fn prefix(name: &str) -> DistkitRedisKey {
     DistkitRedisKey::try_from(distkit_testkit::unique_prefix(name)).expect("prefix")
@@ -47,6 +62,8 @@ fn icounter(c: &mut Criterion) {
             })
         });
     }
+
+    interleaved_1_caller(&mut group, &rt, &conn, &key);
 
     let lax = rt.block_on(async {
         LaxInstanceAwareCounter::new(LaxInstanceAwareCounterOptions::new(
@@ -141,6 +158,173 @@ fn icounter(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+const INTERLEAVED: [&str; 7] = [
+    "raw_hincrby",
+    "raw_evalsha",
+    "strict_counter_inc",
+    "strict_icounter_inc",
+    "raw_apply_inc",
+    "floor_script_two_writes",
+    "floor_multi_three_writes",
+];
+
+/// The least any script-based instance-aware `inc` must do: add the delta
+/// to the cumulative and to the caller's slice (no liveness, no epochs).
+const FLOOR_SCRIPT: &str = "redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[3])
+return redis.call('HINCRBY', KEYS[1], ARGV[2], ARGV[3])";
+
+/// `scripts/icounter/apply.lua` as the crate sends it (its library first).
+fn apply_script() -> Arc<redis::Script> {
+    let source = format!(
+        "{}\n{}",
+        include_str!("../../scripts/lib/int64.lua"),
+        include_str!("../../scripts/icounter/apply.lua")
+    );
+    Arc::new(redis::Script::new(&source))
+}
+
+/// The least a protocol without scripts would send for one `inc`: a
+/// `MULTI` adding to the cumulative and the slice and refreshing a liveness
+/// key's TTL (with no check of epochs or of the caller's own liveness).
+async fn floor_multi(conn: &mut redis::aio::ConnectionManager) {
+    let _: redis::Value = redis::pipe()
+        .atomic()
+        .cmd("HINCRBY")
+        .arg("bench:floor")
+        .arg("k")
+        .arg(1)
+        .cmd("HINCRBY")
+        .arg("bench:floor")
+        .arg("me:k")
+        .arg(1)
+        .cmd("SET")
+        .arg("bench:floor:alive:me")
+        .arg(1)
+        .arg("PX")
+        .arg(30_000)
+        .query_async(conn)
+        .await
+        .expect("MULTI");
+}
+
+/// One `inc` of 1 by instance `raw-bench` through `apply.lua` called
+/// directly: the difference to `strict_icounter_inc` is the client side.
+async fn raw_apply_inc(
+    conn: &mut redis::aio::ConnectionManager,
+    apply: &redis::Script,
+    base: &str,
+) {
+    let mut invocation = apply.prepare_invoke();
+    for name in ["instances", "dead", "meta", "data", "contrib", "flushes"] {
+        invocation.key(format!("{base}:{name}"));
+    }
+    invocation
+        .arg("raw-bench")
+        .arg(30_000)
+        .arg(200)
+        .arg(0)
+        .arg(1);
+    invocation
+        .arg("inc")
+        .arg("bench")
+        .arg(1)
+        .arg("nil")
+        .arg(0)
+        .arg(0)
+        .arg(0)
+        .arg(0);
+    let _: redis::Value = invocation.invoke_async(conn).await.expect("apply.lua");
+}
+
+/// One caller: the raw baselines, `StrictCounter::inc` and the strict
+/// instance-aware `inc`, interleaved (see the module docs).
+fn interleaved_1_caller(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    conn: &redis::aio::ConnectionManager,
+    key: &Arc<DistkitRedisKey>,
+) {
+    let counter = StrictCounter::new(CounterOptions::new(prefix("bench_plain"), conn.clone()));
+    let icounter = rt.block_on(async {
+        StrictInstanceAwareCounter::new(StrictInstanceAwareCounterOptions::new(
+            prefix("bench_interleaved"),
+            conn.clone(),
+        ))
+    });
+    let trivial = trivial_script();
+    let apply = apply_script();
+    let floor = Arc::new(redis::Script::new(FLOOR_SCRIPT));
+    let base = Arc::new(format!(
+        "distkit:icounter:{{{}}}",
+        prefix("bench_raw_apply").as_str()
+    ));
+    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+    group.bench_function("interleaved_1_caller", |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let (counter, icounter, key) = (counter.clone(), icounter.clone(), key.clone());
+            let (conn, trivial, samples) = (conn.clone(), trivial.clone(), samples.clone());
+            let (apply, base, floor) = (apply.clone(), base.clone(), floor.clone());
+            async move {
+                let sums = run_interleaved(INTERLEAVED.len(), iters, |which| {
+                    let (counter, icounter, key) = (counter.clone(), icounter.clone(), key.clone());
+                    let (mut conn, trivial) = (conn.clone(), trivial.clone());
+                    let (apply, base, floor) = (apply.clone(), base.clone(), floor.clone());
+                    async move {
+                        match which {
+                            0 => {
+                                let _: i64 = redis::cmd("HINCRBY")
+                                    .arg("bench:baseline")
+                                    .arg("f")
+                                    .arg(1)
+                                    .query_async(&mut conn)
+                                    .await
+                                    .expect("HINCRBY");
+                            }
+                            1 => {
+                                let _: i64 = trivial
+                                    .key("bench:baseline")
+                                    .arg("f")
+                                    .arg(1)
+                                    .invoke_async(&mut conn)
+                                    .await
+                                    .expect("EVALSHA");
+                            }
+                            2 => {
+                                counter.inc(&key, 1).await.expect("inc");
+                            }
+                            3 => {
+                                icounter.inc(&key, 1).await.expect("inc");
+                            }
+                            4 => raw_apply_inc(&mut conn, &apply, &base).await,
+                            5 => {
+                                let _: i64 = floor
+                                    .key("bench:floor")
+                                    .arg("k")
+                                    .arg("me:k")
+                                    .arg(1)
+                                    .invoke_async(&mut conn)
+                                    .await
+                                    .expect("EVALSHA");
+                            }
+                            _ => floor_multi(&mut conn).await,
+                        }
+                    }
+                })
+                .await;
+                let measured = sums[3];
+                samples.lock().expect("samples").push((sums, iters));
+                measured
+            }
+        })
+    });
+    report_ratios(
+        "icounter/interleaved_1_caller",
+        &INTERLEAVED,
+        2,
+        &samples.lock().expect("samples"),
+    );
 }
 
 criterion_group! {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use distkit::lock::{LockOptions, Mutex, RwLock};
 use distkit::{DistkitRedisKey, RedisConnection};
-use distkit_benches::{connection, runtime, trivial_script};
+use distkit_benches::{connection, report_ratios, run_interleaved, runtime, trivial_script};
 use redis::aio::ConnectionManager;
 
 fn key(name: &str) -> DistkitRedisKey {
@@ -166,26 +166,24 @@ fn lock(c: &mut Criterion) {
         });
     }
 
-    let samples = Arc::new(std::sync::Mutex::new(Vec::<[Duration; 4]>::new()));
+    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
     group.bench_function("interleaved", |b| {
         b.to_async(&rt).iter_custom(|iters| {
             let (bench, samples) = (bench.clone(), samples.clone());
             async move {
-                let mut sums = [Duration::ZERO; 4];
-                for i in 0..iters {
-                    for step in 0..4 {
-                        let which = (usize::try_from(i % 4).expect("small") + step) % 4;
-                        let start = Instant::now();
-                        bench.run(which).await;
-                        sums[which] += start.elapsed();
-                    }
-                }
-                samples.lock().expect("samples").push(sums);
-                sums[2]
+                let sums = run_interleaved(NAMES.len(), iters, |which| bench.run(which)).await;
+                let mutex_pair = sums[2];
+                samples.lock().expect("samples").push((sums, iters));
+                mutex_pair
             }
         })
     });
-    report_ratios(&samples.lock().expect("samples"));
+    report_ratios(
+        "lock/interleaved",
+        &NAMES,
+        0,
+        &samples.lock().expect("samples"),
+    );
 
     let contended_key = key("bench_hand_off");
     let mutexes: Vec<Arc<Mutex>> = rt.block_on(async {
@@ -207,32 +205,6 @@ fn lock(c: &mut Criterion) {
         })
     });
     group.finish();
-}
-
-/// Prints, for each uncontended bench, its time relative to the baseline
-/// over the interleaved samples: median and quartiles of the per-sample
-/// ratios, and the median time per call.
-fn report_ratios(samples: &[[Duration; 4]]) {
-    if samples.is_empty() {
-        return;
-    }
-    let quartiles = |mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
-        (at(0.25), at(0.5), at(0.75))
-    };
-    println!(
-        "lock/interleaved: {} samples, ratio to two_raw_evalsha (q1 / median / q3)",
-        samples.len()
-    );
-    for (which, name) in NAMES.iter().enumerate().skip(1) {
-        let ratios = samples
-            .iter()
-            .map(|s| s[which].as_secs_f64() / s[0].as_secs_f64())
-            .collect();
-        let (q1, median, q3) = quartiles(ratios);
-        println!("  {name:<24} {q1:.3} / {median:.3} / {q3:.3}");
-    }
 }
 
 /// Runs `iters` hand-offs among the contenders and returns the summed gaps.

@@ -108,3 +108,62 @@ pub fn bench_raw_evalsha(
         })
     });
 }
+
+/// Runs `count` benchmarks in turn, `iters` rounds, round-robin with a
+/// rotating start, so that a shared, loaded machine slows them alike, and
+/// returns the summed time of each. `run(which)` runs benchmark `which` once.
+pub async fn run_interleaved<F, Fut>(count: usize, iters: u64, run: F) -> Vec<std::time::Duration>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut sums = vec![std::time::Duration::ZERO; count];
+    for round in 0..iters {
+        let first = usize::try_from(round % count as u64).expect("small");
+        for step in 0..count {
+            let which = (first + step) % count;
+            let start = std::time::Instant::now();
+            run(which).await;
+            sums[which] += start.elapsed();
+        }
+    }
+    sums
+}
+
+/// Prints, for each interleaved benchmark, its time relative to `names[baseline]`
+/// over the samples (one per criterion sample: the sums from
+/// [`run_interleaved`] and its `iters`): quartiles of the per-sample ratios,
+/// and the median time per call.
+pub fn report_ratios(
+    title: &str,
+    names: &[&str],
+    baseline: usize,
+    samples: &[(Vec<std::time::Duration>, u64)],
+) {
+    if samples.is_empty() {
+        return;
+    }
+    let quartiles = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+        (at(0.25), at(0.5), at(0.75))
+    };
+    println!(
+        "{title}: {} samples, ratio to {} (q1 / median / q3), median time per call",
+        samples.len(),
+        names[baseline]
+    );
+    for (which, name) in names.iter().enumerate() {
+        let ratios = samples
+            .iter()
+            .map(|(s, _)| s[which].as_secs_f64() / s[baseline].as_secs_f64())
+            .collect();
+        let per_call = samples
+            .iter()
+            .map(|(s, iters)| s[which].as_secs_f64() * 1e6 / *iters as f64)
+            .collect();
+        let (q1, median, q3) = quartiles(ratios);
+        let (_, micros, _) = quartiles(per_call);
+        println!("  {name:<28} {q1:.3} / {median:.3} / {q3:.3}   {micros:.1} µs");
+    }
+}
