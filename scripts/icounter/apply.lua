@@ -54,7 +54,8 @@
 --   cleari: { "ok", next cursor ("" when done) }
 --
 -- Commands per call: TIME, HMGET meta, HINCRBY meta seq (writing calls
--- only), then one HMGET of `data` for every key and entry the batch names
+-- only), then (a lone inc or get with nothing else due takes the fast path
+-- of step 0 and stops after its HMGET and HSET of `data`) one HMGET of `data` for every key and entry the batch names
 -- and one HSET of what changed (per 1 000 fields), plus ZADD contrib for new
 -- entries. The heartbeat is written (ZADD + HSET) at most every T/10 per
 -- instance; the dead-instance scan runs only once `check_at` has passed.
@@ -139,6 +140,40 @@ local seq_s = string.format('%d', seq)
 local cleared_at = m[2] or "0"
 local check_at = tonumber(m[3]) or 0
 local my_beat = tonumber(m[4])
+
+-- 0. Fast path: one inc or get on a key this instance already has an entry
+-- for, with no heartbeat, scan or flush due. It does what the steps below
+-- would do in that case (they would all find nothing to do but the op),
+-- without setting up their state; any other case goes on below.
+if nops == 1 and flush_seq == "0" and ARGV[13] == "0" and my_beat
+    and now - my_beat < beat_every and now <= check_at
+    and (ARGV[6] == 'inc' or ARGV[6] == 'get') then
+  local key = ARGV[7]
+  local entry = me .. ':' .. key
+  local stored = redis.call('HMGET', data, key, entry)
+  if stored[2] then
+    local epoch, total = cleared_at, "0"
+    if stored[1] then epoch, total = split(stored[1]) end
+    local entry_epoch, slice = split(stored[2])
+    if entry_epoch ~= epoch then slice = "0" end
+    local status = "ok"
+    if ARGV[6] == 'inc' then
+      if not distkit_matches(ARGV[9], total, ARGV[10]) then
+        status = "nomatch"
+      else
+        local new_total, new_slice = add(total, ARGV[8]), add(slice, ARGV[8])
+        if new_total and new_slice then
+          redis.call('HSET', data, key, epoch .. ':' .. new_total, entry, epoch .. ':' .. new_slice)
+          total, slice = new_total, new_slice
+        else
+          status = "overflow"
+        end
+      end
+    end
+    return { 0, seq, 0, { { status, total, slice, epoch } }, 0, tonumber(m[5]) or 0 }
+  end
+end
+
 local meta_updates = {}
 
 -- 1. Heartbeat. An instance missing from `instances` (no h:<id>) is new or

@@ -8,7 +8,11 @@
 //! resent after its reply was lost; the vendored script files are the ones
 //! Redis runs.
 
+mod common;
+
 use std::time::Duration;
+
+use common::vendored_script;
 
 use distkit_icounter::{
     DistkitRedisKey, InstanceAwareCounterTrait, LaxInstanceAwareCounter,
@@ -22,15 +26,6 @@ fn key(name: &str) -> DistkitRedisKey {
 
 fn prefix(name: &str) -> DistkitRedisKey {
     DistkitRedisKey::try_from(distkit_testkit::unique_prefix(name)).unwrap()
-}
-
-/// The script exactly as a service in another language would send it:
-/// `lib/int64.lua`, a newline, then `icounter/apply.lua`.
-fn vendored_script() -> redis::Script {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts");
-    let lib = std::fs::read_to_string(format!("{root}/lib/int64.lua")).unwrap();
-    let body = std::fs::read_to_string(format!("{root}/icounter/apply.lua")).unwrap();
-    redis::Script::new(&format!("{lib}\n{body}"))
 }
 
 async fn flush_call(conn: &mut RedisConnection, p: &DistkitRedisKey, seq: u64) -> redis::Value {

@@ -1,0 +1,219 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! `apply.lua` answers a lone `inc` or `get` on a key the instance already
+//! holds, with nothing else due, through a fast path. These tests run the
+//! same history on two prefixes: on one each op is sent alone (the fast path,
+//! whenever its conditions hold), on the other it is sent after a `get` of an
+//! unrelated key (two ops: always the general path). Replies, the `data` hash
+//! and the `contrib` index must be the same after every step.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::vendored_script;
+use distkit_icounter::DistkitRedisKey;
+use redis::Value;
+
+/// Two prefixes with the same history.
+struct Twins {
+    fast: String,
+    general: String,
+    script: redis::Script,
+    conn: redis::aio::ConnectionManager,
+}
+
+/// One op group of `apply.lua` (8 arguments), with no local memory and no
+/// pending flush.
+fn op(kind: &str, key: &str, value: &str, cmp: &str, operand: &str) -> [String; 8] {
+    [kind, key, value, cmp, operand, "0", "0", "0"].map(str::to_owned)
+}
+
+impl Twins {
+    async fn new(name: &str) -> Self {
+        let p = DistkitRedisKey::try_from(distkit_testkit::unique_prefix(name)).unwrap();
+        Self {
+            fast: format!("distkit:icounter:{{{}_f}}", p.as_str()),
+            general: format!("distkit:icounter:{{{}_g}}", p.as_str()),
+            script: vendored_script(),
+            conn: distkit_testkit::shared_server().connection_manager().await,
+        }
+    }
+
+    async fn call(&self, base: &str, instance: &str, ops: &[[String; 8]]) -> Vec<Value> {
+        let mut invocation = self.script.prepare_invoke();
+        for part in ["instances", "dead", "meta", "data", "contrib", "flushes"] {
+            invocation.key(format!("{base}:{part}"));
+        }
+        invocation
+            .arg(instance)
+            .arg(30_000)
+            .arg(200)
+            .arg(0)
+            .arg(ops.len());
+        for group in ops {
+            invocation.arg(group.as_slice());
+        }
+        let reply: Value = invocation
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .unwrap();
+        let Value::Array(parts) = reply else {
+            panic!("{reply:?}")
+        };
+        parts
+    }
+
+    async fn state(&self, base: &str) -> (BTreeMap<String, String>, Vec<String>) {
+        let mut conn = self.conn.clone();
+        let data: BTreeMap<String, String> = redis::cmd("HGETALL")
+            .arg(format!("{base}:data"))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let contrib: Vec<String> = redis::cmd("ZRANGE")
+            .arg(format!("{base}:contrib"))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        (data, contrib)
+    }
+
+    /// Sends `group` alone on the fast twin and after a `get` of another
+    /// key on the general twin; both must answer and end alike. Returns the
+    /// op's result.
+    async fn both(&self, instance: &str, group: [String; 8]) -> Vec<Value> {
+        let fast = self.call(&self.fast, instance, &[group.clone()]).await;
+        let unrelated = op("get", "unrelated", "0", "nil", "0");
+        let general = self
+            .call(&self.general, instance, &[unrelated, group])
+            .await;
+        let result = |parts: &[Value], at: usize| {
+            let Value::Array(results) = &parts[3] else {
+                panic!("{parts:?}")
+            };
+            let Value::Array(result) = &results[at] else {
+                panic!("{results:?}")
+            };
+            result.clone()
+        };
+        let context = format!("fast {fast:?}\ngeneral {general:?}");
+        assert_eq!(fast.len(), 6, "{context}");
+        assert_eq!(general.len(), 6, "{context}");
+        for at in [0, 1, 2, 4, 5] {
+            assert_eq!(fast[at], general[at], "reply field {at}\n{context}");
+        }
+        let (result_fast, result_general) = (result(&fast, 0), result(&general, 1));
+        assert_eq!(result_fast, result_general, "{context}");
+        assert_eq!(
+            self.state(&self.fast).await,
+            self.state(&self.general).await
+        );
+        result_fast
+    }
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).unwrap(),
+        Value::SimpleString(s) => s.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// `{status, cumulative, slice}` of a result, as text.
+fn summary(result: &[Value]) -> [String; 3] {
+    [text(&result[0]), text(&result[1]), text(&result[2])]
+}
+
+fn expect(status: &str, cumulative: &str, slice: &str) -> [String; 3] {
+    [status, cumulative, slice].map(str::to_owned)
+}
+
+#[tokio::test]
+async fn lone_inc_and_get_match_the_general_path() {
+    let twins = Twins::new("icfast").await;
+    let inc = |value: &str| op("inc", "k", value, "nil", "0");
+    // a new entry (general path on both), then current entries
+    assert_eq!(
+        summary(&twins.both("a", inc("4")).await),
+        expect("ok", "4", "4")
+    );
+    assert_eq!(
+        summary(&twins.both("b", inc("10")).await),
+        expect("ok", "14", "10")
+    );
+    assert_eq!(
+        summary(&twins.both("a", inc("5")).await),
+        expect("ok", "19", "9")
+    );
+    assert_eq!(
+        summary(&twins.both("a", inc("-12")).await),
+        expect("ok", "7", "-3")
+    );
+    let get = op("get", "k", "0", "nil", "0");
+    assert_eq!(
+        summary(&twins.both("a", get.clone()).await),
+        expect("ok", "7", "-3")
+    );
+    // comparators on the cumulative, false then true
+    let nomatch = op("inc", "k", "1", "gt", "100");
+    assert_eq!(
+        summary(&twins.both("a", nomatch).await),
+        expect("nomatch", "7", "-3")
+    );
+    let matching = op("inc", "k", "1", "lt", "100");
+    assert_eq!(
+        summary(&twins.both("a", matching).await),
+        expect("ok", "8", "-2")
+    );
+    // beyond Lua's exact doubles, and past i64
+    let big = op("inc", "k", "9000000000000000000", "nil", "0");
+    assert_eq!(
+        summary(&twins.both("a", big).await),
+        expect("ok", "9000000000000000008", "8999999999999999998")
+    );
+    let past = op("inc", "k", "300000000000000000", "nil", "0");
+    assert_eq!(
+        summary(&twins.both("a", past).await),
+        expect("overflow", "9000000000000000008", "8999999999999999998")
+    );
+    // another instance's global set: this instance's entry is stale and
+    // counts as 0 before it contributes again
+    let set = op("set", "k", "100", "nil", "0");
+    assert_eq!(
+        summary(&twins.both("b", set).await),
+        expect("ok", "100", "100")
+    );
+    assert_eq!(
+        summary(&twins.both("a", get.clone()).await),
+        expect("ok", "100", "0")
+    );
+    assert_eq!(
+        summary(&twins.both("a", inc("3")).await),
+        expect("ok", "103", "3")
+    );
+    // a clear removes every entry: the next inc creates this instance's
+    // entry again (general path on both), the one after is fast again
+    let clear = op("clear", "", "0", "nil", "0");
+    twins.both("b", clear).await;
+    assert_eq!(
+        summary(&twins.both("c", inc("1")).await),
+        expect("ok", "1", "1")
+    );
+    assert_eq!(summary(&twins.both("a", get).await), expect("ok", "1", "0"));
+    assert_eq!(
+        summary(&twins.both("a", inc("2")).await),
+        expect("ok", "3", "2")
+    );
+    assert_eq!(
+        summary(&twins.both("a", inc("2")).await),
+        expect("ok", "5", "4")
+    );
+}
