@@ -89,7 +89,9 @@ impl Twins {
     /// key on the general twin; both must answer and end alike. Returns the
     /// op's result.
     async fn both(&self, instance: &str, group: [String; 8]) -> Vec<Value> {
-        let fast = self.call(&self.fast, instance, &[group.clone()]).await;
+        let fast = self
+            .call(&self.fast, instance, std::slice::from_ref(&group))
+            .await;
         let unrelated = op("get", "unrelated", "0", "nil", "0");
         let general = self
             .call(&self.general, instance, &[unrelated, group])
