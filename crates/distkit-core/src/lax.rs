@@ -243,16 +243,19 @@ impl LaxCell {
     }
 
     /// The local view: confirmed value plus pending delta.
+    #[inline]
     pub fn view(&self) -> i64 {
         self.view.load(Ordering::Acquire)
     }
 
     /// The value Redis last confirmed.
+    #[inline]
     pub fn confirmed(&self) -> i64 {
         self.confirmed.load(Ordering::Acquire)
     }
 
     /// The second confirmed number (see [`LaxRemote::aux`]).
+    #[inline]
     pub fn aux(&self) -> i64 {
         self.aux.load(Ordering::Acquire)
     }

@@ -62,6 +62,7 @@ struct LaxInner {
 
 /// `(cumulative, slice)` as this instance sees them: the last values Redis
 /// reported plus the pending delta.
+#[inline]
 fn estimate(cell: &LaxCell, view: i64) -> (i64, i64) {
     let pending = i128::from(view) - i128::from(cell.confirmed());
     let cumulative = i128::from(cell.aux()) + pending;
