@@ -46,6 +46,30 @@
 //! assert_eq!((cumulative, mine), (5, 5));
 //! # Ok(()) }
 //! ```
+//!
+//! ## Foundation types
+//!
+//! This crate re-exports what its API needs from `distkit-core`, and the
+//! `redis` crate itself, so it can be used alone: building a connection with
+//! the client kept (for pub/sub hand-offs and dedicated connections) takes no
+//! other dependency.
+//!
+//! ```no_run
+//! use distkit_icounter::{redis, ClientConfig, DistkitRedisKey, KeyRule, RedisConnection};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let error = DistkitRedisKey::try_from("user:42").unwrap_err();
+//! assert_eq!(error.rule(), KeyRule::ForbiddenCharacter(':'));
+//!
+//! // A connection manager with its own settings, client kept.
+//! let client = redis::Client::open("redis://127.0.0.1/")?;
+//! let config = redis::aio::ConnectionManagerConfig::new()
+//!     .set_response_timeout(Some(std::time::Duration::from_secs(5)));
+//! let manager = client.get_connection_manager_with_config(config).await?;
+//! let conn = RedisConnection::from(manager).with_client(ClientConfig::Single(client));
+//! # let _ = conn;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -58,7 +82,13 @@ mod protocol;
 mod strict;
 
 pub use counter_trait::InstanceAwareCounterTrait;
-pub use distkit_core::{CounterComparator, DistkitError, DistkitRedisKey, RedisConnection};
+/// The `redis` crate distkit is built on (the version and features these
+/// types need), so a user of this crate alone needs no `redis` dependency.
+pub use distkit_core::redis;
+pub use distkit_core::{
+    ClientConfig, CounterComparator, DistkitError, DistkitRedisKey, InvalidKeyError, KeyRule,
+    RedisConnection,
+};
 pub use instance::InstanceInfo;
 pub use lax::LaxInstanceAwareCounter;
 pub use options::{

@@ -56,7 +56,7 @@ use dashmap::mapref::one::RefMut;
 use distkit_core::{DistkitError, DistkitRedisKey, RedisConnection};
 
 use crate::clock::millis;
-use crate::redis::{reply_ms, window_key};
+use crate::redis_limiter::{reply_ms, window_key};
 use crate::rng::{XorShift, key_seed, random_seed};
 use crate::scripts::{HYBRID_LEASE, HYBRID_SUPPRESSED_LEASE};
 use crate::window::suppression_factor;

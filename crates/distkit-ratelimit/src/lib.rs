@@ -45,6 +45,30 @@
 //! assert!(refused.retry_after().is_some());
 //! # Ok::<(), distkit_ratelimit::RateLimitError>(())
 //! ```
+//!
+//! ## Foundation types
+//!
+//! This crate re-exports what its API needs from `distkit-core`, and the
+//! `redis` crate itself, so it can be used alone: building a connection with
+//! the client kept (for pub/sub hand-offs and dedicated connections) takes no
+//! other dependency.
+//!
+//! ```no_run
+//! use distkit_ratelimit::{redis, ClientConfig, DistkitRedisKey, KeyRule, RedisConnection};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let error = DistkitRedisKey::try_from("user:42").unwrap_err();
+//! assert_eq!(error.rule(), KeyRule::ForbiddenCharacter(':'));
+//!
+//! // A connection manager with its own settings, client kept.
+//! let client = redis::Client::open("redis://127.0.0.1/")?;
+//! let config = redis::aio::ConnectionManagerConfig::new()
+//!     .set_response_timeout(Some(std::time::Duration::from_secs(5)));
+//! let manager = client.get_connection_manager_with_config(config).await?;
+//! let conn = RedisConnection::from(manager).with_client(ClientConfig::Single(client));
+//! # let _ = conn;
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -55,14 +79,19 @@ mod hybrid;
 mod local;
 mod options;
 pub mod rate;
-mod redis;
+mod redis_limiter;
 mod rng;
 mod scripts;
 mod window;
 
 pub use clock::{Clock, CoarseClock, ManualClock, MonotonicClock};
 pub use decision::Decision;
-pub use distkit_core::{DistkitError, DistkitRedisKey, RedisConnection};
+/// The `redis` crate distkit is built on (the version and features these
+/// types need), so a user of this crate alone needs no `redis` dependency.
+pub use distkit_core::redis;
+pub use distkit_core::{
+    ClientConfig, DistkitError, DistkitRedisKey, InvalidKeyError, KeyRule, RedisConnection,
+};
 pub use error::RateLimitError;
 
 pub use hybrid::HybridRateLimiter;
@@ -71,7 +100,7 @@ pub use options::{
     DEFAULT_MAX_KEYS, HardLimitFactor, HybridOptions, LocalOptions, RedisOptions, Strategy,
 };
 pub use rate::{MAX_BUCKETS, MAX_CAPACITY, Rate, RateLimit, Window};
-pub use redis::RedisRateLimiter;
+pub use redis_limiter::RedisRateLimiter;
 pub use scripts::script_sources;
 
 /// The [trypema](https://docs.rs/trypema) rate-limiting crate, re-exported
