@@ -69,14 +69,30 @@ impl RedisConnection {
     /// Opens a [`ConnectionManager`] to the single node at `url` and keeps the
     /// client so primitives can open dedicated connections.
     ///
+    /// A `url` that does not parse is an
+    /// [`InvalidArgument`](DistkitError::InvalidArgument) naming it (with any
+    /// password masked); a server that cannot be reached is a
+    /// [`Redis`](DistkitError::Redis) error.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let error = distkit_core::RedisConnection::open("localhost:6379").await.unwrap_err();
+    /// assert!(error.to_string().contains("`localhost:6379` is not a Redis URL"));
+    /// # }
+    /// ```
+    ///
     /// ```no_run
     /// # async fn demo() -> Result<(), distkit_core::DistkitError> {
     /// let conn = distkit_core::RedisConnection::open("redis://127.0.0.1/").await?;
     /// # Ok(()) }
     /// ```
     pub async fn open(url: &str) -> Result<Self, DistkitError> {
-        let client =
-            redis::Client::open(url).map_err(|e| DistkitError::redis("connection.open", e))?;
+        let client = redis::Client::open(url).map_err(|e| {
+            DistkitError::invalid_argument(
+                "url",
+                format!("`{}` is not a Redis URL: {e}", without_password(url)),
+            )
+        })?;
         let manager = client
             .get_connection_manager()
             .await
@@ -382,4 +398,17 @@ async fn pipeline_following_redirects(
             .await;
     }
     result
+}
+
+/// `url` with the user information (`user:password@`) masked, for error
+/// messages.
+fn without_password(url: &str) -> String {
+    // everything up to the last `@` is masked: never too little
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
