@@ -141,6 +141,28 @@ local cleared_at = m[2] or "0"
 local check_at = tonumber(m[3]) or 0
 local my_beat = tonumber(m[4])
 
+-- The current epoch, cumulative and counted slice of a key, from its record
+-- and this instance's entry as stored (false when missing): the epoch of
+-- the record, else `cleared_at`; a stale or missing entry counts as "0".
+local function current(record, stored)
+  local epoch, total, slice = cleared_at, "0", "0"
+  if record then epoch, total = split(record) end
+  if stored then
+    local entry_epoch, entry_slice = split(stored)
+    if entry_epoch == epoch then slice = entry_slice end
+  end
+  return epoch, total, slice
+end
+
+-- An inc of `value` under the comparator (on the cumulative): "ok" with the
+-- new cumulative and slice, or "nomatch" / "overflow" (nothing to write).
+local function inc_values(total, slice, value, cmp, operand)
+  if not distkit_matches(cmp, total, operand) then return "nomatch" end
+  local new_total, new_slice = add(total, value), add(slice, value)
+  if new_total and new_slice then return "ok", new_total, new_slice end
+  return "overflow"
+end
+
 -- 0. Fast path: one inc or get on a key this instance already has an entry
 -- for, with no heartbeat, scan or flush due. It does what the steps below
 -- would do in that case (they would all find nothing to do but the op),
@@ -152,22 +174,14 @@ if nops == 1 and flush_seq == "0" and ARGV[13] == "0" and my_beat
   local entry = me .. ':' .. key
   local stored = redis.call('HMGET', data, key, entry)
   if stored[2] then
-    local epoch, total = cleared_at, "0"
-    if stored[1] then epoch, total = split(stored[1]) end
-    local entry_epoch, slice = split(stored[2])
-    if entry_epoch ~= epoch then slice = "0" end
+    local epoch, total, slice = current(stored[1], stored[2])
     local status = "ok"
     if ARGV[6] == 'inc' then
-      if not distkit_matches(ARGV[9], total, ARGV[10]) then
-        status = "nomatch"
-      else
-        local new_total, new_slice = add(total, ARGV[8]), add(slice, ARGV[8])
-        if new_total and new_slice then
-          redis.call('HSET', data, key, epoch .. ':' .. new_total, entry, epoch .. ':' .. new_slice)
-          total, slice = new_total, new_slice
-        else
-          status = "overflow"
-        end
+      local new_total, new_slice
+      status, new_total, new_slice = inc_values(total, slice, ARGV[8], ARGV[9], ARGV[10])
+      if status == "ok" then
+        redis.call('HSET', data, key, epoch .. ':' .. new_total, entry, epoch .. ':' .. new_slice)
+        total, slice = new_total, new_slice
       end
     end
     return { 0, seq, 0, { { status, total, slice, epoch } }, 0, tonumber(m[5]) or 0 }
@@ -378,27 +392,24 @@ end
 local function load(key, local_slice, local_epoch, pending)
   local entry = me .. ':' .. key
   local record, stored = field(key), field(entry)
-  local state = { entry = entry, key = key, epoch = cleared_at, total = "0",
-    slice = "0", exists = stored ~= false }
-  if record then state.epoch, state.total = split(record) end
-  if stored then
-    local epoch, slice = split(stored)
-    if epoch == state.epoch then state.slice = slice end
-  elseif local_epoch == state.epoch then
+  local epoch, total, slice = current(record, stored)
+  local state = { entry = entry, key = key, epoch = epoch, total = total,
+    slice = slice, exists = stored ~= false }
+  if not stored and local_epoch == epoch then
     if pending ~= "0" then
       local seq, delta = split(pending)
       if applied_before_this_run(seq) then
         local_slice = add(local_slice, delta) or local_slice
       end
     end
-  end
-  if not stored and local_epoch == state.epoch and local_slice ~= "0" then
-    local total = add(state.total, local_slice)
-    if total then
-      put(key, state.epoch .. ':' .. total)
-      put(entry, state.epoch .. ':' .. local_slice)
-      new_entries[#new_entries + 1] = entry
-      state.total, state.slice, state.exists = total, local_slice, true
+    if local_slice ~= "0" then
+      local restored = add(total, local_slice)
+      if restored then
+        put(key, epoch .. ':' .. restored)
+        put(entry, epoch .. ':' .. local_slice)
+        new_entries[#new_entries + 1] = entry
+        state.total, state.slice, state.exists = restored, local_slice, true
+      end
     end
   end
   return state
@@ -429,13 +440,12 @@ local function clear_page(cursor)
     local updated = {}
     for n, value in ipairs(stored) do
       if value then
-        local epoch, slice = split(value)
-        local key_epoch, total = cleared_at, "0"
-        if records[n] then key_epoch, total = split(records[n]) end
-        local others = slice ~= "0" and epoch == key_epoch and sub(total, slice)
+        -- a stale entry counts as 0: nothing to take away
+        local epoch, total, slice = current(records[n], value)
+        local others = slice ~= "0" and sub(total, slice)
         if others then
           updated[#updated + 1] = keys[n]
-          updated[#updated + 1] = key_epoch .. ':' .. others
+          updated[#updated + 1] = epoch .. ':' .. others
           updated[#updated + 1] = entries[n]
           updated[#updated + 1] = epoch .. ':0'
         end
@@ -476,13 +486,9 @@ for i = 0, nops - 1 do
     if duplicate == 1 or op == 'get' then
       -- read only (a retried flush that already landed is not applied again)
     elseif op == 'inc' then
-      if not distkit_matches(cmp, state.total, operand) then
-        status = "nomatch"
-      else
-        local total = add(state.total, value)
-        local slice = add(state.slice, value)
-        if total and slice then write(state, slice, total) else status = "overflow" end
-      end
+      local total, slice
+      status, total, slice = inc_values(state.total, state.slice, value, cmp, operand)
+      if status == "ok" then write(state, slice, total) end
     elseif op == 'seti' then
       if not distkit_matches(cmp, state.slice, operand) then
         status = "nomatch"
