@@ -26,9 +26,11 @@ use distkit::icounter::{
     StrictInstanceAwareCounter, StrictInstanceAwareCounterOptions,
 };
 use distkit_benches::{
-    bench_raw_evalsha, connection, report_ratios, run_concurrent, run_interleaved, runtime,
+    Interleaved, bench_raw_evalsha, connection, raw_evalsha, raw_hincrby, run_concurrent, runtime,
     trivial_script,
 };
+use distkit_testkit::icounter;
+use redis::aio::ConnectionManager;
 
 fn prefix(name: &str) -> DistkitRedisKey {
     DistkitRedisKey::try_from(distkit_testkit::unique_prefix(name)).expect("prefix")
@@ -175,20 +177,10 @@ const INTERLEAVED: [&str; 7] = [
 const FLOOR_SCRIPT: &str = "redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[3])
 return redis.call('HINCRBY', KEYS[1], ARGV[2], ARGV[3])";
 
-/// `scripts/icounter/apply.lua` as the crate sends it (its library first).
-fn apply_script() -> Arc<redis::Script> {
-    let source = format!(
-        "{}\n{}",
-        include_str!("../../scripts/lib/int64.lua"),
-        include_str!("../../scripts/icounter/apply.lua")
-    );
-    Arc::new(redis::Script::new(&source))
-}
-
 /// The least a protocol without scripts would send for one `inc`: a
 /// `MULTI` adding to the cumulative and the slice and refreshing a liveness
 /// key's TTL (with no check of epochs or of the caller's own liveness).
-async fn floor_multi(conn: &mut redis::aio::ConnectionManager) {
+async fn floor_multi(conn: &mut ConnectionManager) {
     let _: redis::Value = redis::pipe()
         .atomic()
         .cmd("HINCRBY")
@@ -209,122 +201,89 @@ async fn floor_multi(conn: &mut redis::aio::ConnectionManager) {
         .expect("MULTI");
 }
 
-/// One `inc` of 1 by instance `raw-bench` through `apply.lua` called
-/// directly: the difference to `strict_icounter_inc` is the client side.
-async fn raw_apply_inc(
-    conn: &mut redis::aio::ConnectionManager,
-    apply: &redis::Script,
-    base: &str,
-) {
-    let mut invocation = apply.prepare_invoke();
-    for name in ["instances", "dead", "meta", "data", "contrib", "flushes"] {
-        invocation.key(format!("{base}:{name}"));
-    }
-    invocation
-        .arg("raw-bench")
-        .arg(30_000)
-        .arg(200)
-        .arg(0)
-        .arg(1);
-    invocation
-        .arg("inc")
-        .arg("bench")
-        .arg(1)
-        .arg("nil")
-        .arg(0)
-        .arg(0)
-        .arg(0)
-        .arg(0);
-    let _: redis::Value = invocation.invoke_async(conn).await.expect("apply.lua");
+/// Everything the one-caller comparison needs (see the module docs).
+struct OneCaller {
+    conn: ConnectionManager,
+    key: Arc<DistkitRedisKey>,
+    trivial: Arc<redis::Script>,
+    counter: Arc<StrictCounter>,
+    icounter: Arc<StrictInstanceAwareCounter>,
+    /// `apply.lua` exactly as the crate sends it, and the keys it works on.
+    apply: redis::Script,
+    apply_base: String,
+    floor: redis::Script,
 }
 
-/// One caller: the raw baselines, `StrictCounter::inc` and the strict
-/// instance-aware `inc`, interleaved (see the module docs).
+impl OneCaller {
+    async fn run(&self, which: usize) {
+        let mut conn = self.conn.clone();
+        match which {
+            0 => raw_hincrby(&mut conn).await,
+            1 => raw_evalsha(&mut conn, &self.trivial, "bench:baseline").await,
+            2 => {
+                self.counter.inc(&self.key, 1).await.expect("inc");
+            }
+            3 => {
+                self.icounter.inc(&self.key, 1).await.expect("inc");
+            }
+            4 => {
+                // one inc of 1 by instance `raw-bench`, without the crate:
+                // the difference to the line above is the client side
+                let inc = ["inc", "bench", "1", "nil", "0", "0", "0", "0"];
+                let apply = icounter::apply(&self.apply, &self.apply_base, "raw-bench", 0, &[inc]);
+                let _: redis::Value = apply.invoke_async(&mut conn).await.expect("apply.lua");
+            }
+            5 => {
+                let _: i64 = self
+                    .floor
+                    .key("bench:floor")
+                    .arg("k")
+                    .arg("me:k")
+                    .arg(1)
+                    .invoke_async(&mut conn)
+                    .await
+                    .expect("EVALSHA");
+            }
+            _ => floor_multi(&mut conn).await,
+        }
+    }
+}
+
+/// One caller: the raw baselines, `StrictCounter::inc`, the strict
+/// instance-aware `inc` and its floors, interleaved (see the module docs).
 fn interleaved_1_caller(
     group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
     rt: &tokio::runtime::Runtime,
-    conn: &redis::aio::ConnectionManager,
+    conn: &ConnectionManager,
     key: &Arc<DistkitRedisKey>,
 ) {
-    let counter = StrictCounter::new(CounterOptions::new(prefix("bench_plain"), conn.clone()));
-    let icounter = rt.block_on(async {
-        StrictInstanceAwareCounter::new(StrictInstanceAwareCounterOptions::new(
-            prefix("bench_interleaved"),
-            conn.clone(),
-        ))
+    let [(_, apply_source)] = distkit::icounter::script_sources();
+    let bench = Arc::new(OneCaller {
+        conn: conn.clone(),
+        key: key.clone(),
+        trivial: trivial_script(),
+        counter: StrictCounter::new(CounterOptions::new(prefix("bench_plain"), conn.clone())),
+        icounter: rt.block_on(async {
+            StrictInstanceAwareCounter::new(StrictInstanceAwareCounterOptions::new(
+                prefix("bench_interleaved"),
+                conn.clone(),
+            ))
+        }),
+        apply: redis::Script::new(apply_source),
+        apply_base: format!(
+            "distkit:icounter:{{{}}}",
+            prefix("bench_raw_apply").as_str()
+        ),
+        floor: redis::Script::new(FLOOR_SCRIPT),
     });
-    let trivial = trivial_script();
-    let apply = apply_script();
-    let floor = Arc::new(redis::Script::new(FLOOR_SCRIPT));
-    let base = Arc::new(format!(
-        "distkit:icounter:{{{}}}",
-        prefix("bench_raw_apply").as_str()
-    ));
-    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let interleaved = Interleaved::new("icounter/interleaved_1_caller", &INTERLEAVED, 2, 3);
     group.bench_function("interleaved_1_caller", |b| {
         b.to_async(rt).iter_custom(|iters| {
-            let (counter, icounter, key) = (counter.clone(), icounter.clone(), key.clone());
-            let (conn, trivial, samples) = (conn.clone(), trivial.clone(), samples.clone());
-            let (apply, base, floor) = (apply.clone(), base.clone(), floor.clone());
-            async move {
-                let sums = run_interleaved(INTERLEAVED.len(), iters, |which| {
-                    let (counter, icounter, key) = (counter.clone(), icounter.clone(), key.clone());
-                    let (mut conn, trivial) = (conn.clone(), trivial.clone());
-                    let (apply, base, floor) = (apply.clone(), base.clone(), floor.clone());
-                    async move {
-                        match which {
-                            0 => {
-                                let _: i64 = redis::cmd("HINCRBY")
-                                    .arg("bench:baseline")
-                                    .arg("f")
-                                    .arg(1)
-                                    .query_async(&mut conn)
-                                    .await
-                                    .expect("HINCRBY");
-                            }
-                            1 => {
-                                let _: i64 = trivial
-                                    .key("bench:baseline")
-                                    .arg("f")
-                                    .arg(1)
-                                    .invoke_async(&mut conn)
-                                    .await
-                                    .expect("EVALSHA");
-                            }
-                            2 => {
-                                counter.inc(&key, 1).await.expect("inc");
-                            }
-                            3 => {
-                                icounter.inc(&key, 1).await.expect("inc");
-                            }
-                            4 => raw_apply_inc(&mut conn, &apply, &base).await,
-                            5 => {
-                                let _: i64 = floor
-                                    .key("bench:floor")
-                                    .arg("k")
-                                    .arg("me:k")
-                                    .arg(1)
-                                    .invoke_async(&mut conn)
-                                    .await
-                                    .expect("EVALSHA");
-                            }
-                            _ => floor_multi(&mut conn).await,
-                        }
-                    }
-                })
-                .await;
-                let measured = sums[3];
-                samples.lock().expect("samples").push((sums, iters));
-                measured
-            }
+            let (bench, interleaved) = (bench.clone(), interleaved.clone());
+            async move { interleaved.sample(iters, |which| bench.run(which)).await }
         })
     });
-    report_ratios(
-        "icounter/interleaved_1_caller",
-        &INTERLEAVED,
-        2,
-        &samples.lock().expect("samples"),
-    );
+    interleaved.report();
 }
 
 criterion_group! {

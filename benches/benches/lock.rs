@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use criterion::{Criterion, criterion_group, criterion_main};
 use distkit::lock::{LockOptions, Mutex, RwLock};
 use distkit::{DistkitRedisKey, RedisConnection};
-use distkit_benches::{connection, report_ratios, run_interleaved, runtime, trivial_script};
+use distkit_benches::{Interleaved, connection, raw_evalsha, runtime, trivial_script};
 use redis::aio::ConnectionManager;
 
 fn key(name: &str) -> DistkitRedisKey {
@@ -64,14 +64,7 @@ impl Uncontended {
     async fn two_raw_evalsha(&self) {
         let mut conn = self.raw.clone();
         for _ in 0..2 {
-            let _: i64 = self
-                .trivial
-                .key("bench:lock:baseline")
-                .arg("f")
-                .arg(1)
-                .invoke_async(&mut conn)
-                .await
-                .expect("EVALSHA");
+            raw_evalsha(&mut conn, &self.trivial, "bench:lock:baseline").await;
         }
     }
 
@@ -166,24 +159,14 @@ fn lock(c: &mut Criterion) {
         });
     }
 
-    let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let interleaved = Interleaved::new("lock/interleaved", &NAMES, 0, 2);
     group.bench_function("interleaved", |b| {
         b.to_async(&rt).iter_custom(|iters| {
-            let (bench, samples) = (bench.clone(), samples.clone());
-            async move {
-                let sums = run_interleaved(NAMES.len(), iters, |which| bench.run(which)).await;
-                let mutex_pair = sums[2];
-                samples.lock().expect("samples").push((sums, iters));
-                mutex_pair
-            }
+            let (bench, interleaved) = (bench.clone(), interleaved.clone());
+            async move { interleaved.sample(iters, |which| bench.run(which)).await }
         })
     });
-    report_ratios(
-        "lock/interleaved",
-        &NAMES,
-        0,
-        &samples.lock().expect("samples"),
-    );
+    interleaved.report();
 
     let contended_key = key("bench_hand_off");
     let mutexes: Vec<Arc<Mutex>> = rt.block_on(async {

@@ -52,6 +52,29 @@ where
     start.elapsed()
 }
 
+/// One raw `HINCRBY` of `bench:baseline`: the plain-command baseline.
+pub async fn raw_hincrby(conn: &mut ConnectionManager) {
+    let _: i64 = redis::cmd("HINCRBY")
+        .arg("bench:baseline")
+        .arg("f")
+        .arg(1)
+        .query_async(conn)
+        .await
+        .expect("HINCRBY");
+}
+
+/// One run of the trivial script ([`trivial_script`]) on `key`: the
+/// raw-script baseline.
+pub async fn raw_evalsha(conn: &mut ConnectionManager, script: &redis::Script, key: &str) {
+    let _: i64 = script
+        .key(key)
+        .arg("f")
+        .arg(1)
+        .invoke_async(conn)
+        .await
+        .expect("EVALSHA");
+}
+
 /// Adds the raw `HINCRBY` baseline at `callers` concurrent callers to `group`,
 /// as `<name>/<callers>`, over `conn`.
 pub fn bench_raw_hincrby(
@@ -66,15 +89,7 @@ pub fn bench_raw_hincrby(
             let conn = conn.clone();
             run_concurrent(callers, iters, move |_| {
                 let mut conn = conn.clone();
-                async move {
-                    let _: i64 = redis::cmd("HINCRBY")
-                        .arg("bench:baseline")
-                        .arg("f")
-                        .arg(1)
-                        .query_async(&mut conn)
-                        .await
-                        .expect("HINCRBY");
-                }
+                async move { raw_hincrby(&mut conn).await }
             })
         })
     });
@@ -95,75 +110,98 @@ pub fn bench_raw_evalsha(
             let (conn, script) = (conn.clone(), script.clone());
             run_concurrent(callers, iters, move |_| {
                 let (mut conn, script) = (conn.clone(), script.clone());
-                async move {
-                    let _: i64 = script
-                        .key("bench:baseline")
-                        .arg("f")
-                        .arg(1)
-                        .invoke_async(&mut conn)
-                        .await
-                        .expect("EVALSHA");
-                }
+                async move { raw_evalsha(&mut conn, &script, "bench:baseline").await }
             })
         })
     });
 }
 
-/// Runs `count` benchmarks in turn, `iters` rounds, round-robin with a
-/// rotating start, so that a shared, loaded machine slows them alike, and
-/// returns the summed time of each. `run(which)` runs benchmark `which` once.
-pub async fn run_interleaved<F, Fut>(count: usize, iters: u64, run: F) -> Vec<std::time::Duration>
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut sums = vec![std::time::Duration::ZERO; count];
-    for round in 0..iters {
-        let first = usize::try_from(round % count as u64).expect("small");
-        for step in 0..count {
-            let which = (first + step) % count;
-            let start = std::time::Instant::now();
-            run(which).await;
-            sums[which] += start.elapsed();
-        }
-    }
-    sums
+/// Benchmarks run in turn, round-robin with a rotating start, so that a
+/// shared, loaded machine slows them alike. Each criterion sample of the
+/// measured one ([`sample`](Self::sample)) runs them all and keeps their
+/// sums; [`report`](Self::report) prints their ratios to the baseline.
+#[derive(Debug)]
+pub struct Interleaved {
+    title: &'static str,
+    names: &'static [&'static str],
+    baseline: usize,
+    measured: usize,
+    samples: std::sync::Mutex<Vec<(Vec<std::time::Duration>, u64)>>,
 }
 
-/// Prints, for each interleaved benchmark, its time relative to `names[baseline]`
-/// over the samples (one per criterion sample: the sums from
-/// [`run_interleaved`] and its `iters`): quartiles of the per-sample ratios,
-/// and the median time per call.
-pub fn report_ratios(
-    title: &str,
-    names: &[&str],
-    baseline: usize,
-    samples: &[(Vec<std::time::Duration>, u64)],
-) {
-    if samples.is_empty() {
-        return;
+impl Interleaved {
+    /// The benchmarks `names`, compared with `names[baseline]`; criterion
+    /// gets the time of `names[measured]`.
+    pub fn new(
+        title: &'static str,
+        names: &'static [&'static str],
+        baseline: usize,
+        measured: usize,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            title,
+            names,
+            baseline,
+            measured,
+            samples: std::sync::Mutex::new(Vec::new()),
+        })
     }
-    let quartiles = |mut values: Vec<f64>| {
-        values.sort_by(f64::total_cmp);
-        let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
-        (at(0.25), at(0.5), at(0.75))
-    };
-    println!(
-        "{title}: {} samples, ratio to {} (q1 / median / q3), median time per call",
-        samples.len(),
-        names[baseline]
-    );
-    for (which, name) in names.iter().enumerate() {
-        let ratios = samples
-            .iter()
-            .map(|(s, _)| s[which].as_secs_f64() / s[baseline].as_secs_f64())
-            .collect();
-        let per_call = samples
-            .iter()
-            .map(|(s, iters)| s[which].as_secs_f64() * 1e6 / *iters as f64)
-            .collect();
-        let (q1, median, q3) = quartiles(ratios);
-        let (_, micros, _) = quartiles(per_call);
-        println!("  {name:<28} {q1:.3} / {median:.3} / {q3:.3}   {micros:.1} µs");
+
+    /// One criterion sample: `iters` rounds of every benchmark
+    /// (`run(which)` runs benchmark `which` once); returns the measured
+    /// one's time.
+    pub async fn sample<F, Fut>(&self, iters: u64, run: F) -> std::time::Duration
+    where
+        F: Fn(usize) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let count = self.names.len();
+        let mut sums = vec![std::time::Duration::ZERO; count];
+        for round in 0..iters {
+            let first = usize::try_from(round % count as u64).expect("small");
+            for step in 0..count {
+                let which = (first + step) % count;
+                let start = std::time::Instant::now();
+                run(which).await;
+                sums[which] += start.elapsed();
+            }
+        }
+        let measured = sums[self.measured];
+        self.samples.lock().expect("samples").push((sums, iters));
+        measured
+    }
+
+    /// Prints, for each benchmark, its time relative to the baseline over
+    /// the samples: quartiles of the per-sample ratios, and the median time
+    /// per call.
+    pub fn report(&self) {
+        let samples = self.samples.lock().expect("samples");
+        if samples.is_empty() {
+            return;
+        }
+        let quartiles = |mut values: Vec<f64>| {
+            values.sort_by(f64::total_cmp);
+            let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+            (at(0.25), at(0.5), at(0.75))
+        };
+        println!(
+            "{}: {} samples, ratio to {} (q1 / median / q3), median time per call",
+            self.title,
+            samples.len(),
+            self.names[self.baseline]
+        );
+        for (which, name) in self.names.iter().enumerate() {
+            let ratios = samples
+                .iter()
+                .map(|(s, _)| s[which].as_secs_f64() / s[self.baseline].as_secs_f64())
+                .collect();
+            let per_call = samples
+                .iter()
+                .map(|(s, iters)| s[which].as_secs_f64() * 1e6 / *iters as f64)
+                .collect();
+            let (q1, median, q3) = quartiles(ratios);
+            let (_, micros, _) = quartiles(per_call);
+            println!("  {name:<28} {q1:.3} / {median:.3} / {q3:.3}   {micros:.1} µs");
+        }
     }
 }

@@ -95,4 +95,5 @@ pub use options::{
     DEFAULT_DEAD_INSTANCE_THRESHOLD_MS, DEFAULT_FLUSH_INTERVAL, LaxInstanceAwareCounterOptions,
     StrictInstanceAwareCounterOptions,
 };
+pub use protocol::script_sources;
 pub use strict::StrictInstanceAwareCounter;

@@ -19,6 +19,13 @@ pub(crate) static APPLY: LazyLock<LuaScript> = LazyLock::new(|| {
     )
 });
 
+/// The source of `apply.lua`, as embedded (its library first), for tests and
+/// benchmarks that check or call exactly what the crate sends.
+#[doc(hidden)]
+pub fn script_sources() -> [(&'static str, &'static str); 1] {
+    [(APPLY.name(), APPLY.source())]
+}
+
 /// The six fixed keys of one prefix (one hash tag).
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {

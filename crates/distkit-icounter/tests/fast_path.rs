@@ -69,20 +69,7 @@ impl Twins {
     }
 
     async fn call(&self, base: &str, instance: &str, ops: &[[String; 8]]) -> Vec<Value> {
-        let mut invocation = self.script.prepare_invoke();
-        for part in ["instances", "dead", "meta", "data", "contrib", "flushes"] {
-            invocation.key(format!("{base}:{part}"));
-        }
-        invocation
-            .arg(instance)
-            .arg(30_000)
-            .arg(200)
-            .arg(0)
-            .arg(ops.len());
-        for group in ops {
-            invocation.arg(group.as_slice());
-        }
-        let reply: Value = invocation
+        let reply: Value = distkit_testkit::icounter::apply(&self.script, base, instance, 0, ops)
             .invoke_async(&mut self.conn.clone())
             .await
             .unwrap();
@@ -194,6 +181,14 @@ impl Twins {
         );
         result_fast
     }
+
+    /// [`both`](Self::both), then the op's `{status, cumulative, slice}`
+    /// must be `expected`.
+    async fn check(&self, instance: &str, group: [String; 8], expected: [&str; 3]) {
+        let result = self.both(instance, group).await;
+        let got = [&result[0], &result[1], &result[2]].map(text);
+        assert_eq!(got, expected, "{instance}: {result:?}");
+    }
 }
 
 fn text(value: &Value) -> String {
@@ -204,113 +199,83 @@ fn text(value: &Value) -> String {
     }
 }
 
-/// `{status, cumulative, slice}` of a result, as text.
-fn summary(result: &[Value]) -> [String; 3] {
-    [text(&result[0]), text(&result[1]), text(&result[2])]
-}
-
-fn expect(status: &str, cumulative: &str, slice: &str) -> [String; 3] {
-    [status, cumulative, slice].map(str::to_owned)
-}
-
 #[tokio::test]
 async fn lone_inc_and_get_match_the_general_path() {
     let twins = Twins::new("icfast").await;
     let inc = |value: &str| op("inc", "k", value, "nil", "0");
     // a new entry (general path on both), then current entries
-    assert_eq!(
-        summary(&twins.both("a", inc("4")).await),
-        expect("ok", "4", "4")
-    );
-    assert_eq!(
-        summary(&twins.both("b", inc("10")).await),
-        expect("ok", "14", "10")
-    );
-    assert_eq!(
-        summary(&twins.both("a", inc("5")).await),
-        expect("ok", "19", "9")
-    );
-    assert_eq!(
-        summary(&twins.both("a", inc("-12")).await),
-        expect("ok", "7", "-3")
-    );
+    twins.check("a", inc("4"), ["ok", "4", "4"]).await;
+    twins.check("b", inc("10"), ["ok", "14", "10"]).await;
+    twins.check("a", inc("5"), ["ok", "19", "9"]).await;
+    twins.check("a", inc("-12"), ["ok", "7", "-3"]).await;
     let get = op("get", "k", "0", "nil", "0");
-    assert_eq!(
-        summary(&twins.both("a", get.clone()).await),
-        expect("ok", "7", "-3")
-    );
+    twins.check("a", get.clone(), ["ok", "7", "-3"]).await;
     // comparators on the cumulative, false then true
     let nomatch = op("inc", "k", "1", "gt", "100");
-    assert_eq!(
-        summary(&twins.both("a", nomatch).await),
-        expect("nomatch", "7", "-3")
-    );
+    twins.check("a", nomatch, ["nomatch", "7", "-3"]).await;
     let matching = op("inc", "k", "1", "lt", "100");
-    assert_eq!(
-        summary(&twins.both("a", matching).await),
-        expect("ok", "8", "-2")
-    );
+    twins.check("a", matching, ["ok", "8", "-2"]).await;
     // beyond Lua's exact doubles, and past i64
     let big = op("inc", "k", "9000000000000000000", "nil", "0");
-    assert_eq!(
-        summary(&twins.both("a", big).await),
-        expect("ok", "9000000000000000008", "8999999999999999998")
-    );
+    twins
+        .check(
+            "a",
+            big,
+            ["ok", "9000000000000000008", "8999999999999999998"],
+        )
+        .await;
     let past = op("inc", "k", "300000000000000000", "nil", "0");
-    assert_eq!(
-        summary(&twins.both("a", past).await),
-        expect("overflow", "9000000000000000008", "8999999999999999998")
-    );
+    twins
+        .check(
+            "a",
+            past,
+            ["overflow", "9000000000000000008", "8999999999999999998"],
+        )
+        .await;
     // another instance's global set: this instance's entry is stale and
     // counts as 0 before it contributes again
     let set = op("set", "k", "100", "nil", "0");
-    assert_eq!(
-        summary(&twins.both("b", set).await),
-        expect("ok", "100", "100")
-    );
-    assert_eq!(
-        summary(&twins.both("a", get.clone()).await),
-        expect("ok", "100", "0")
-    );
-    assert_eq!(
-        summary(&twins.both("a", inc("3")).await),
-        expect("ok", "103", "3")
-    );
+    twins.check("b", set, ["ok", "100", "100"]).await;
+    twins.check("a", get.clone(), ["ok", "100", "0"]).await;
+    twins.check("a", inc("3"), ["ok", "103", "3"]).await;
     // a clear removes every entry: the next inc creates this instance's
     // entry again (general path on both), the one after is fast again
     let clear = op("clear", "", "0", "nil", "0");
     twins.both("b", clear).await;
-    assert_eq!(
-        summary(&twins.both("c", inc("1")).await),
-        expect("ok", "1", "1")
-    );
-    assert_eq!(summary(&twins.both("a", get).await), expect("ok", "1", "0"));
-    assert_eq!(
-        summary(&twins.both("a", inc("2")).await),
-        expect("ok", "3", "2")
-    );
-    assert_eq!(
-        summary(&twins.both("a", inc("2")).await),
-        expect("ok", "5", "4")
-    );
+    twins.check("c", inc("1"), ["ok", "1", "1"]).await;
+    twins.check("a", get, ["ok", "1", "0"]).await;
+    twins.check("a", inc("2"), ["ok", "3", "2"]).await;
+    twins.check("a", inc("2"), ["ok", "5", "4"]).await;
     // only the slice leaves i64, upwards then downwards
     twins.both("b", inc("-9000000000000000000")).await;
-    assert_eq!(
-        summary(&twins.both("a", inc("9223372036854775000")).await),
-        expect("ok", "223372036854775005", "9223372036854775004")
-    );
-    assert_eq!(
-        summary(&twins.both("a", inc("1000")).await),
-        expect("overflow", "223372036854775005", "9223372036854775004")
-    );
-    assert_eq!(
-        summary(&twins.both("b", inc("-300000000000000000")).await),
-        expect("overflow", "223372036854775005", "-9000000000000000000")
-    );
-    assert_eq!(
-        summary(&twins.both("b", inc("1")).await),
-        expect("ok", "223372036854775006", "-8999999999999999999")
-    );
+    twins
+        .check(
+            "a",
+            inc("9223372036854775000"),
+            ["ok", "223372036854775005", "9223372036854775004"],
+        )
+        .await;
+    twins
+        .check(
+            "a",
+            inc("1000"),
+            ["overflow", "223372036854775005", "9223372036854775004"],
+        )
+        .await;
+    twins
+        .check(
+            "b",
+            inc("-300000000000000000"),
+            ["overflow", "223372036854775005", "-9000000000000000000"],
+        )
+        .await;
+    twins
+        .check(
+            "b",
+            inc("1"),
+            ["ok", "223372036854775006", "-8999999999999999999"],
+        )
+        .await;
 }
 
 #[tokio::test]
@@ -318,44 +283,23 @@ async fn the_fast_path_declines_pending_flushes_and_missing_entries() {
     let twins = Twins::new("icfast_decline").await;
     let inc = |value: &str| op("inc", "k", value, "nil", "0");
     let get = op("get", "k", "0", "nil", "0");
-    assert_eq!(
-        summary(&twins.both("a", inc("4")).await),
-        expect("ok", "4", "4")
-    );
-    assert_eq!(
-        summary(&twins.both("b", inc("6")).await),
-        expect("ok", "10", "6")
-    );
+    twins.check("a", inc("4"), ["ok", "4", "4"]).await;
+    twins.check("b", inc("6"), ["ok", "10", "6"]).await;
     // a lone inc carrying an unconfirmed lax flush that Redis applied (the
     // reply must say so in `flushed`)
     twins.set_last_flush("a", 9).await;
     let pending = with_memory(inc("1"), "4", "0", "9:3");
-    assert_eq!(
-        summary(&twins.both("a", pending).await),
-        expect("ok", "11", "5")
-    );
+    twins.check("a", pending, ["ok", "11", "5"]).await;
     // cleanup removed the entry while the instance still holds its slice:
     // a lone inc restores it from the caller's memory, then adds
     twins.remove_entry("a", "k").await;
-    assert_eq!(
-        summary(&twins.both("b", get.clone()).await),
-        expect("ok", "6", "6")
-    );
+    twins.check("b", get.clone(), ["ok", "6", "6"]).await;
     let restoring = with_memory(inc("2"), "5", "0", "0");
-    assert_eq!(
-        summary(&twins.both("a", restoring).await),
-        expect("ok", "13", "7")
-    );
-    assert_eq!(
-        summary(&twins.both("a", inc("1")).await),
-        expect("ok", "14", "8")
-    );
+    twins.check("a", restoring, ["ok", "13", "7"]).await;
+    twins.check("a", inc("1"), ["ok", "14", "8"]).await;
     // a lone get with the entry gone and a local epoch that is not the
     // key's: nothing is restored
     twins.remove_entry("a", "k").await;
     let stale = with_memory(get, "8", "99", "0");
-    assert_eq!(
-        summary(&twins.both("a", stale).await),
-        expect("ok", "6", "0")
-    );
+    twins.check("a", stale, ["ok", "6", "0"]).await;
 }

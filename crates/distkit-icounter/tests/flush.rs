@@ -12,7 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::vendored_script;
+use common::{vendored_script, vendored_source};
 
 use distkit_icounter::{
     DistkitRedisKey, InstanceAwareCounterTrait, LaxInstanceAwareCounter,
@@ -28,21 +28,23 @@ fn prefix(name: &str) -> DistkitRedisKey {
     DistkitRedisKey::try_from(distkit_testkit::unique_prefix(name)).unwrap()
 }
 
+#[test]
+fn the_crate_sends_the_vendored_files() {
+    let [(name, source)] = distkit_icounter::script_sources();
+    assert_eq!(name, "icounter.apply");
+    assert!(
+        source == vendored_source(),
+        "the embedded apply.lua differs from scripts/"
+    );
+}
+
 async fn flush_call(conn: &mut RedisConnection, p: &DistkitRedisKey, seq: u64) -> redis::Value {
     let base = format!("distkit:icounter:{{{}}}", p.as_str());
-    let script = vendored_script();
-    let mut invocation = script.prepare_invoke();
-    for part in ["instances", "dead", "meta", "data", "contrib", "flushes"] {
-        invocation.key(format!("{base}:{part}"));
-    }
-    invocation
-        .arg("vendor")
-        .arg(30_000)
-        .arg(200)
-        .arg(seq)
-        .arg(1)
-        .arg(["inc", "k", "5", "nil", "0", "0", "0", "0"].as_slice());
-    invocation.invoke_async(conn).await.unwrap()
+    let inc = ["inc", "k", "5", "nil", "0", "0", "0", "0"];
+    distkit_testkit::icounter::apply(&vendored_script(), &base, "vendor", seq, &[inc])
+        .invoke_async(conn)
+        .await
+        .unwrap()
 }
 
 async fn same_sequence_applies_once(conn: RedisConnection) {

@@ -16,6 +16,7 @@
 //!   lock exclusion and fencing, lax sums).
 //! - [`faults`]: run a workload through rounds of faults (cut, pause,
 //!   restart), then check what it recorded.
+//! - [`icounter`]: raw runs of the instance-aware counters' script.
 //! - [`runtimes`]: a primitive shared by two runtimes, one of which shuts
 //!   down with its calls in flight.
 //!
@@ -39,6 +40,7 @@ mod acl;
 mod cluster;
 pub mod faults;
 pub mod history;
+pub mod icounter;
 mod ports;
 mod prefix;
 mod proxy;
